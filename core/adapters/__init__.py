@@ -1,0 +1,1 @@
+"""Framework adapters. The only package (with ``core.zoo``) that imports torch."""

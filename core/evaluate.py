@@ -1,0 +1,151 @@
+"""Accuracy, loss and per-class accuracy of a model under a set of ablations.
+
+The baseline is computed once per model + dataset. For an ablation, the unablated output
+of the earliest ablated layer over the whole eval set is cached once; each toggle then
+re-runs only the layers downstream of it (see ``bench/bench_workbench.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from core.ablation import Ablation
+from core.cache import ActivationCache
+from core.datasets import Dataset
+from core.jobs import CancelToken, report
+from core.model import ModelAdapter
+
+BATCH = 128
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Accuracy over a dataset with and without the ablations.
+
+    Attributes
+    ----------
+    ablations : tuple of Ablation
+    n : int
+        Number of examples.
+    accuracy, loss : float
+        With the ablations (fraction correct; mean cross-entropy in nats).
+    per_class : (K,) float64 ndarray
+        Accuracy per class with the ablations.
+    baseline_accuracy, baseline_loss : float
+    baseline_per_class : (K,) float64 ndarray
+    class_names : tuple of str
+    unchanged : tuple of str
+        Ablations that changed no value on any input (the self-check).
+    resumed_from : str or None
+        Layer the forward pass restarted from, ``None`` for a full pass.
+    """
+
+    ablations: tuple[Ablation, ...]
+    n: int
+    accuracy: float
+    loss: float
+    per_class: np.ndarray
+    baseline_accuracy: float
+    baseline_loss: float
+    baseline_per_class: np.ndarray
+    class_names: tuple[str, ...]
+    unchanged: tuple[str, ...] = ()
+    resumed_from: Optional[str] = None
+
+    @property
+    def delta(self) -> float:
+        return self.accuracy - self.baseline_accuracy
+
+
+def _scores(logits: np.ndarray, labels: np.ndarray, k: int) -> tuple[float, float, np.ndarray]:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = float(-log_probs[np.arange(len(labels)), labels].mean())
+    correct = logits.argmax(axis=1) == labels
+    per_class = np.array([correct[labels == c].mean() if (labels == c).any() else np.nan
+                          for c in range(k)])
+    return float(correct.mean()), loss, per_class
+
+
+class Evaluator:
+    """Evaluates one adapter on one dataset, caching what toggles can reuse."""
+
+    def __init__(self, adapter: ModelAdapter, dataset: Dataset, cache: ActivationCache) -> None:
+        self.adapter = adapter
+        self.dataset = dataset
+        self._cache = cache
+        self._order = {info.name: i for i, info in enumerate(adapter.layers())}
+        self._baseline: Optional[np.ndarray] = None
+        self._means: dict[str, np.ndarray] = {}
+
+    def baseline_logits(self, token: Optional[CancelToken] = None) -> np.ndarray:
+        """(N, K) float32 logits of the unablated model over the dataset."""
+        if self._baseline is None:
+            self._baseline = self._batched(
+                lambda lo, hi: self.adapter.run(self.dataset.inputs[lo:hi]).outputs,
+                token, "baseline")
+        return self._baseline
+
+    def site_output(self, site: str, token: Optional[CancelToken] = None) -> np.ndarray:
+        """(N, *shape) float32 unablated output of ``site`` over the dataset (cached)."""
+        key = f"{self.adapter.name}/{self.dataset.name}/{site}"
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._batched(
+                lambda lo, hi: self.adapter.run(self.dataset.inputs[lo:hi], capture=(site,),
+                                                stop_after=site).activations[site],
+                token, f"caching {site}")
+            self._cache.put(key, cached)
+        return cached
+
+    def means(self, sites: Sequence[str], token: Optional[CancelToken] = None) -> dict:
+        """Per-position dataset mean of each site's output: ``site -> (*shape) float32``."""
+        for site in sites:
+            if site not in self._means:
+                self._means[site] = self.site_output(site, token).mean(axis=0)
+        return {site: self._means[site] for site in sites}
+
+    def evaluate(self, ablations: Sequence[Ablation] = (),
+                 token: Optional[CancelToken] = None) -> EvalResult:
+        ablations = tuple(ablations)
+        labels, k = self.dataset.labels, len(self.dataset.class_names)
+        base = _scores(self.baseline_logits(token), labels, k)
+        if not ablations:
+            return EvalResult((), len(labels), *base, *base, self.dataset.class_names)
+        logits, unchanged, resumed = self._ablated_logits(ablations, token)
+        return EvalResult(ablations, len(labels), *_scores(logits, labels, k), *base,
+                          self.dataset.class_names, unchanged, resumed)
+
+    def _ablated_logits(self, ablations: tuple[Ablation, ...],
+                        token: Optional[CancelToken]):
+        first = min((a.site for a in ablations), key=lambda s: self._order.get(s, -1))
+        means = self.means(sorted({a.site for a in ablations if a.mode == "mean"}), token)
+        resumed = first if self.adapter.can_resume_from(first) else None
+        acts = self.site_output(first, token) if resumed else None
+        per_batch: list[set[str]] = []
+
+        def step(lo: int, hi: int) -> np.ndarray:
+            if resumed:
+                res = self.adapter.run_from(first, acts[lo:hi], ablations, means)
+            else:
+                res = self.adapter.run(self.dataset.inputs[lo:hi], ablations=ablations,
+                                       means=means)
+            per_batch.append(set(res.report.unchanged))
+            return res.outputs
+
+        logits = self._batched(step, token, "evaluating")
+        # An ablation is "unchanged" only if it changed nothing in every batch.
+        unchanged = set.intersection(*per_batch) if per_batch else set()
+        return logits, tuple(sorted(unchanged)), resumed
+
+    def _batched(self, fn, token: Optional[CancelToken], what: str) -> np.ndarray:
+        n = len(self.dataset)
+        parts = []
+        for lo in range(0, n, BATCH):
+            report(token, lo / n, f"{what}: {lo}/{n}")
+            parts.append(fn(lo, min(lo + BATCH, n)))
+        report(token, 1.0, f"{what}: {n}/{n}")
+        return np.concatenate(parts)

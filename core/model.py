@@ -1,0 +1,130 @@
+"""Values that describe a model and a run, and the protocol every framework adapter
+implements. No framework imports here: arrays are numpy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from core.ablation import Ablation
+from core.jobs import CancelToken
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One capture site of a model.
+
+    Attributes
+    ----------
+    name : str
+        Stable site name (module path, e.g. ``"conv2"`` or ``"blocks.1.attn"``).
+    kind : str
+        Layer type as the framework names it (``"Conv2d"``, ``"Linear"``, ...).
+    output_shape : tuple of int
+        Shape of one example's output, without the batch axis.
+    unit_axis : int
+        Axis of ``output_shape`` (batch excluded) that indexes units: 0 for channels of
+        a ``(C, H, W)`` map and for neurons of a ``(F,)`` vector.
+    n_params : int
+        Parameters owned by this module (not its children).
+    parent : str
+        Name of the enclosing site, ``""`` for top-level layers.
+    """
+
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    unit_axis: int
+    n_params: int
+    parent: str = ""
+
+    @property
+    def n_units(self) -> int:
+        return self.output_shape[self.unit_axis] if self.output_shape else 0
+
+    @property
+    def view(self) -> str:
+        """Which view draws this site: ``"channels"`` for maps, ``"neurons"`` for vectors."""
+        return "channels" if len(self.output_shape) == 3 else "neurons"
+
+    @property
+    def unit_name(self) -> str:
+        return "channel" if self.view == "channels" else "neuron"
+
+
+@dataclass(frozen=True)
+class HookReport:
+    """What the hooks of one run did: the self-check that catches a missed hook.
+
+    ``unchanged`` lists ablations whose target values were already equal to their
+    replacement on every input (e.g. a ReLU channel that never fires), so the user can
+    be told why the ablation had no effect.
+    """
+
+    fired: Mapping[str, bool] = field(default_factory=dict)
+    unchanged: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outputs of one run.
+
+    Attributes
+    ----------
+    outputs : (N, K) float32 ndarray or None
+        Model outputs (logits); ``None`` when the run stopped early.
+    activations : dict of str to ndarray
+        ``site -> (N, *output_shape) float32``, only for the sites asked for.
+    report : HookReport
+    """
+
+    outputs: Optional[np.ndarray]
+    activations: Mapping[str, np.ndarray]
+    report: HookReport
+
+
+@runtime_checkable
+class ModelAdapter(Protocol):
+    """What the session needs from a framework (torch today, ONNX later)."""
+
+    name: str
+    input_shape: tuple[int, ...]
+
+    def layers(self) -> tuple[LayerInfo, ...]:
+        """Every capture site, in forward order."""
+        ...
+
+    def run(
+        self,
+        inputs: np.ndarray,
+        capture: Sequence[str] = (),
+        ablations: Sequence[Ablation] = (),
+        means: Optional[Mapping[str, np.ndarray]] = None,
+        stop_after: Optional[str] = None,
+        token: Optional[CancelToken] = None,
+    ) -> RunResult:
+        """Forward ``inputs`` (N, *input_shape) float32 with capture and ablations."""
+        ...
+
+    def can_resume_from(self, site: str) -> bool:
+        """Whether :meth:`run_from` can start at ``site`` (sequential models)."""
+        ...
+
+    def run_from(
+        self,
+        site: str,
+        activation: np.ndarray,
+        ablations: Sequence[Ablation] = (),
+        means: Optional[Mapping[str, np.ndarray]] = None,
+    ) -> RunResult:
+        """Treat ``activation`` as the unablated output of ``site``; apply the
+        ablations at and after it and return the outputs (N, K) float32."""
+        ...
+
+
+def missing_methods(obj: object) -> list[str]:
+    """Names of :class:`ModelAdapter` members that ``obj`` lacks (for clear errors)."""
+    wanted = ("name", "input_shape", "layers", "run", "can_resume_from", "run_from")
+    return [m for m in wanted if not hasattr(obj, m)]

@@ -1,0 +1,185 @@
+"""The one object the GUI talks to.
+
+Methods are plain blocking calls returning immutable values; the caller decides which
+thread runs them (the GUI's single worker thread). Ablations are passed in as data on
+every call rather than held as hidden state, so a result always says exactly what
+produced it and a superseded request can never leak its state into the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from core.ablation import Ablation
+from core.cache import ActivationCache
+from core.datasets import Dataset, load_digits
+from core.errors import AblationError, InputError, MechscopeError
+from core.evaluate import EvalResult, Evaluator
+from core.images import ConvertedImage, load_image
+from core.jobs import CancelToken, report
+from core.loading import open_zoo, zoo_entry
+from core.model import HookReport, LayerInfo, ModelAdapter
+from core.zoo import ZOO, ZooEntry
+
+CACHE_BYTES = 256 * 1024 * 1024
+DATASETS = {"digits": lambda: load_digits("eval")}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the window needs to know about an opened model."""
+
+    name: str
+    title: str
+    layers: tuple[LayerInfo, ...]
+    class_names: tuple[str, ...]
+    dataset_name: str
+    dataset_size: int
+    default_layer: str
+    input_shape: tuple[int, ...]
+    n_params: int
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One dataset example: ``display`` (h, w) 0..1, ``model_input`` (C, H, W)."""
+
+    index: int
+    label: int
+    display: np.ndarray
+    model_input: np.ndarray
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Class probabilities (K,) for one input, with and without the ablations."""
+
+    probs: np.ndarray
+    baseline_probs: np.ndarray
+    class_names: tuple[str, ...]
+
+    @property
+    def predicted(self) -> int:
+        return int(np.argmax(self.probs))
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Activations of one input at the requested sites, under the ablations.
+
+    ``activations``: ``site -> (*output_shape) float32``, read-only copies.
+    """
+
+    activations: dict
+    prediction: Prediction
+    ablations: tuple[Ablation, ...]
+    report: HookReport
+
+
+def _frozen(arr: np.ndarray) -> np.ndarray:
+    out = np.array(arr, dtype=np.float32, copy=True)
+    out.setflags(write=False)
+    return out
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+class Session:
+    """Current model + evaluation dataset, and the caches that make toggles fast."""
+
+    def __init__(self, cache_bytes: int = CACHE_BYTES) -> None:
+        self._cache = ActivationCache(cache_bytes)
+        self.adapter: Optional[ModelAdapter] = None
+        self.dataset: Optional[Dataset] = None
+        self.info: Optional[ModelInfo] = None
+        self._evaluator: Optional[Evaluator] = None
+
+    @staticmethod
+    def available_models() -> tuple[ZooEntry, ...]:
+        return tuple(ZOO.values())
+
+    def open_model(self, name: str, token: Optional[CancelToken] = None) -> ModelInfo:
+        """Open a built-in model and its evaluation dataset; the previous model stays
+        open if this fails (:class:`ModelLoadError`)."""
+        entry = zoo_entry(name)
+        adapter = open_zoo(name, token)
+        report(token, 0.95, f"loading the {entry.dataset} dataset…")
+        dataset = DATASETS[entry.dataset]()
+        layers = adapter.layers()
+        self._cache.clear()
+        self.adapter, self.dataset = adapter, dataset
+        self._evaluator = Evaluator(adapter, dataset, self._cache)
+        self.info = ModelInfo(name, entry.title, layers, dataset.class_names,
+                              dataset.name, len(dataset), entry.default_layer,
+                              adapter.input_shape, sum(i.n_params for i in layers))
+        return self.info
+
+    def _require(self) -> tuple[ModelAdapter, Dataset, Evaluator]:
+        if self.adapter is None or self.dataset is None or self._evaluator is None:
+            raise MechscopeError("No model is open yet.")
+        return self.adapter, self.dataset, self._evaluator
+
+    def sample(self, index: int) -> Sample:
+        """Dataset example ``index`` (:class:`InputError` if out of range)."""
+        _, dataset, _ = self._require()
+        if not 0 <= index < len(dataset):
+            raise InputError(f"Example {index} does not exist; the dataset has "
+                             f"{len(dataset)} examples (0–{len(dataset) - 1}).")
+        return Sample(index, int(dataset.labels[index]), dataset.display[index],
+                      dataset.inputs[index])
+
+    def load_image(self, path: str | Path) -> ConvertedImage:
+        """Convert an image file into the current model's input (:class:`InputError`)."""
+        adapter, _, _ = self._require()
+        converted = load_image(path)
+        if converted.model_input.shape != adapter.input_shape:
+            raise InputError(f"The converted image has shape {converted.model_input.shape}, "
+                             f"but {adapter.name} expects {adapter.input_shape}.")
+        return converted
+
+    def _check_ablations(self, ablations: Sequence[Ablation]) -> None:
+        layers = {info.name: info for info in self._require()[0].layers()}
+        for abl in ablations:
+            info = layers.get(abl.site)
+            if info is None:
+                raise AblationError(f"The model has no layer named {abl.site!r}.")
+            bad = [u for u in abl.units if not 0 <= u < info.n_units]
+            if bad:
+                raise AblationError(f"{abl.site} has {info.n_units} {info.unit_name}s "
+                                    f"(0–{info.n_units - 1}); {bad} do not exist.")
+
+    def capture(self, model_input: np.ndarray, sites: Sequence[str],
+                ablations: Sequence[Ablation] = (),
+                token: Optional[CancelToken] = None) -> Capture:
+        """Activations of one input (C, H, W) at ``sites`` plus its prediction."""
+        adapter, _, evaluator = self._require()
+        ablations = tuple(ablations)
+        self._check_ablations(ablations)
+        x = np.asarray(model_input, dtype=np.float32)
+        if x.shape != adapter.input_shape:
+            raise InputError(f"The input has shape {x.shape}; {adapter.name} expects "
+                             f"{adapter.input_shape}.")
+        means = evaluator.means(sorted({a.site for a in ablations if a.mode == "mean"}),
+                                token)
+        result = adapter.run(x[None], capture=tuple(sites), ablations=ablations, means=means,
+                             token=token)
+        base = adapter.run(x[None]).outputs if ablations else result.outputs
+        names = self.info.class_names if self.info else ()
+        prediction = Prediction(_frozen(_softmax(result.outputs[0])),
+                                _frozen(_softmax(base[0])), names)
+        acts = {site: _frozen(arr[0]) for site, arr in result.activations.items()}
+        return Capture(acts, prediction, ablations, result.report)
+
+    def evaluate(self, ablations: Sequence[Ablation] = (),
+                 token: Optional[CancelToken] = None) -> EvalResult:
+        """Accuracy over the evaluation split with and without ``ablations``."""
+        _, _, evaluator = self._require()
+        self._check_ablations(ablations)
+        return evaluator.evaluate(tuple(ablations), token)
