@@ -42,6 +42,10 @@ class ModelInfo:
     default_layer: str
     input_shape: tuple[int, ...]
     n_params: int
+    #: (N, h, w) 0..1 pictures of the evaluation examples, for the thumbnail strip.
+    examples: np.ndarray
+    #: (N,) int64 true labels of the examples.
+    example_labels: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,8 @@ class Session:
         self._evaluator = Evaluator(adapter, dataset, self._cache)
         self.info = ModelInfo(name, entry.title, layers, dataset.class_names,
                               dataset.name, len(dataset), entry.default_layer,
-                              adapter.input_shape, sum(i.n_params for i in layers))
+                              adapter.input_shape, sum(i.n_params for i in layers),
+                              dataset.display, dataset.labels)
         return self.info
 
     def _require(self) -> tuple[ModelAdapter, Dataset, Evaluator]:

@@ -1,0 +1,1 @@
+"""Mechscope's window: Qt + pyqtgraph. Never imports torch; talks to ``core.session``."""

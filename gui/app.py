@@ -1,0 +1,120 @@
+"""Start-up: the QApplication, the window first, the model after; and the scripted runs
+(``--smoke-test``, ``--screenshot``) that drive the real window for CI and docs."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass
+from typing import Optional
+
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtWidgets import QApplication
+
+from core.ablation import Ablation
+from core.session import Session
+from gui import crash
+from gui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+SCRIPT_TIMEOUT_MS = 120_000
+
+
+@dataclass(frozen=True)
+class Options:
+    model: str
+    layer: Optional[str] = None
+    input_index: int = 0
+    ablations: tuple[Ablation, ...] = ()
+    screenshot: Optional[str] = None
+    smoke_test: bool = False
+
+
+def configure_pyqtgraph() -> None:
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+
+class Script(QObject):
+    """Drives the window through a fixed sequence, waiting on idleness (never on time):
+    model loaded → layer/input chosen → (ablations) → screenshot or smoke checks → quit."""
+
+    def __init__(self, window: MainWindow, options: Options, app: QApplication) -> None:
+        super().__init__(window)
+        self.window, self.options, self.app = window, options, app
+        self.stage = 0
+        self.exit_code = 1
+        window.worker.busy_changed.connect(self._on_busy_changed)
+        window.workbench.error.connect(self._on_error)
+        QTimer.singleShot(SCRIPT_TIMEOUT_MS, self._on_timeout)
+
+    @Slot(bool)
+    def _on_busy_changed(self, busy: bool) -> None:
+        if not busy:
+            # Let queued result signals land before looking at the window.
+            QTimer.singleShot(0, self._advance)
+
+    def _advance(self) -> None:
+        if self.window.worker.busy or self.window.workbench.info is None:
+            return
+        wb, opts = self.window.workbench, self.options
+        self.stage += 1
+        if self.stage == 1:
+            if opts.layer:
+                self.window.model_tree.select(opts.layer)
+            wb.select_sample(opts.input_index)
+        elif self.stage == 2 and (opts.ablations or opts.smoke_test):
+            wb.set_ablations(opts.ablations or (Ablation(wb.layer, (0,)),))
+        else:
+            self._finish()
+
+    def _finish(self) -> None:
+        window = self.window
+        if self.options.screenshot:
+            window.repaint()
+            self.app.processEvents()
+            ok = window.grab().save(self.options.screenshot)
+            log.info("screenshot %s saved: %s", self.options.screenshot, ok)
+            self.exit_code = 0 if ok else 1
+        if self.options.smoke_test:
+            result = window.accuracy_panel.result
+            ok = result is not None and bool(result.ablations)
+            log.info("smoke test: accuracy %s", None if result is None else result.accuracy)
+            self.exit_code = 0 if ok else 1
+        window.close()
+
+    @Slot(str)
+    def _on_error(self, text: str) -> None:
+        log.error("scripted run failed: %s", text)
+        print(f"error: {text}")
+        self.exit_code = 2
+        self.window.close()
+
+    def _on_timeout(self) -> None:
+        log.error("scripted run timed out at stage %d", self.stage)
+        self.exit_code = 3
+        self.window.close()
+
+
+def run(options: Options) -> int:
+    """Show the window, open the model on the worker, and run the event loop."""
+    crash.setup_logging()
+    configure_pyqtgraph()
+    app = QApplication.instance() or QApplication([])
+    app.setApplicationName("Mechscope")
+    app.setOrganizationName("Mechscope")
+    window = MainWindow(Session())
+    crash.install_excepthook(window.show_error)
+    window.workbench.layer = options.layer or ""
+    window.workbench.sample_index = options.input_index
+    window.show()
+    script = Script(window, options, app) if options.smoke_test or options.screenshot else None
+    # The window paints before torch is imported: the model opens on the worker.
+    QTimer.singleShot(0, lambda: window.workbench.open_model(options.model))
+    # Lets Ctrl-C in the terminal reach Python while Qt's loop runs.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    keepalive = QTimer()
+    keepalive.start(200)
+    keepalive.timeout.connect(lambda: None)
+    app.exec()
+    return script.exit_code if script else 0

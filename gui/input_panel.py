@@ -1,0 +1,139 @@
+"""InputPanel: pick a dataset example from a thumbnail strip, or open an image file,
+and see what the model is given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListView, QListWidget,
+                               QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from core.images import ConvertedImage
+from gui.views.imaging import gray_to_uint8
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
+
+
+def pixmap(img: np.ndarray, size: int) -> QPixmap:
+    """(h, w) 0..1 grayscale -> a crisp (nearest-neighbour) square pixmap."""
+    data = gray_to_uint8(img)
+    h, w = data.shape
+    qimg = QImage(data.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+    return QPixmap.fromImage(qimg).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                          Qt.TransformationMode.FastTransformation)
+
+
+class InputPanel(QWidget):
+    """Owns the choice of input and its preview; the window decides what to run."""
+
+    sample_requested = Signal(int)
+    image_file_chosen = Signal(str)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.strip = QListWidget()
+        self.strip.setViewMode(QListView.ViewMode.IconMode)
+        self.strip.setFlow(QListView.Flow.LeftToRight)
+        self.strip.setWrapping(False)
+        self.strip.setIconSize(QSize(40, 40))
+        self.strip.setFixedHeight(78)
+        self.strip.setMovement(QListView.Movement.Static)
+        self.strip.setToolTip("Held-out examples with their true labels")
+        self.index = QSpinBox()
+        self.index.setPrefix("example ")
+        self.index.setEnabled(False)
+        self.open_button = QPushButton("Open image…")
+        self.open_button.setToolTip("A PNG/JPG of a digit: it is converted to the model's "
+                                    "8x8 → 16x16 input, and the steps are shown")
+        self.source = QLabel("")
+        self.source.setWordWrap(True)
+        self.previews = [QLabel() for _ in range(3)]
+        self.steps = QLabel("")
+        self.steps.setWordWrap(True)
+        self.steps.setStyleSheet("color: #999; font-size: 11px;")
+        self.source.setStyleSheet("font-weight: bold;")
+        controls = QVBoxLayout()
+        controls.addWidget(self.index)
+        controls.addWidget(self.open_button)
+        controls.addStretch(1)
+        text = QVBoxLayout()
+        text.addWidget(self.source)
+        text.addWidget(self.steps, 1)
+        row = QHBoxLayout()
+        row.addLayout(controls)
+        for label in self.previews:
+            label.setFixedSize(72, 72)
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            row.addWidget(label)
+        row.addLayout(text, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.strip)
+        layout.addLayout(row, 1)
+        self.strip.currentRowChanged.connect(self._on_strip_row)
+        self.index.valueChanged.connect(self._on_index)
+        self.open_button.clicked.connect(self._on_open_clicked)
+
+    def show_examples(self, images: np.ndarray, labels: np.ndarray) -> None:
+        """Fill the strip with ``images`` (N, h, w) 0..1 and their ``labels`` (N,)."""
+        self.strip.blockSignals(True)
+        self.strip.clear()
+        for i, (img, label) in enumerate(zip(images, labels)):
+            item = QListWidgetItem(QIcon(pixmap(img, 40)), str(int(label)))
+            item.setToolTip(f"example {i}, true label {int(label)}")
+            self.strip.addItem(item)
+        self.strip.blockSignals(False)
+        self.index.blockSignals(True)
+        self.index.setRange(0, len(labels) - 1)
+        self.index.setEnabled(True)
+        self.index.blockSignals(False)
+
+    def show_sample(self, index: int, label: int, display: np.ndarray,
+                    model_input: np.ndarray) -> None:
+        for widget, value in ((self.strip, index), (self.index, index)):
+            widget.blockSignals(True)
+            (widget.setCurrentRow if widget is self.strip else widget.setValue)(value)
+            widget.blockSignals(False)
+        self.source.setText(f"Dataset example {index} · true label {label}")
+        self._previews([display, model_input[0]], ["8×8 digit", "model input 16×16"])
+        self.steps.setText("The dataset's 8x8 digit (0..16) → scaled to 0..1 → "
+                           "upsampled 2x (bilinear) to the model's 16x16 input.")
+
+    def show_image(self, converted: ConvertedImage) -> None:
+        self.strip.blockSignals(True)
+        self.strip.clearSelection()
+        self.strip.setCurrentRow(-1)
+        self.strip.blockSignals(False)
+        self.source.setText(f"Image file {Path(converted.path).name}")
+        self.source.setToolTip(converted.path)
+        self._previews([converted.original, converted.digit, converted.model_input[0]],
+                       ["your image", "8×8", "model input"])
+        self.steps.setText(" → ".join(converted.steps))
+
+    def _previews(self, images: list, captions: list[str]) -> None:
+        for i, label in enumerate(self.previews):
+            if i < len(images):
+                label.setPixmap(pixmap(images[i], 64))
+                label.setToolTip(captions[i])
+            else:
+                label.clear()
+
+    @Slot(int)
+    def _on_strip_row(self, row: int) -> None:
+        if row >= 0:
+            self.sample_requested.emit(row)
+
+    @Slot(int)
+    def _on_index(self, value: int) -> None:
+        self.sample_requested.emit(value)
+
+    @Slot()
+    def _on_open_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image of a digit", "",
+                                              IMAGE_FILTER)
+        if path:
+            self.image_file_chosen.emit(path)

@@ -1,0 +1,77 @@
+"""ModelTreePanel: every layer with its type, output shape, units and parameters."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from core.model import LayerInfo
+
+COLUMNS = ("Layer", "Type", "Output", "Units", "Params")
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+class ModelTreePanel(QWidget):
+    """Owns the tree of layers; emits ``layer_selected(name)`` when one is clicked."""
+
+    layer_selected = Signal(str)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(COLUMNS)
+        self.tree.setRootIsDecorated(True)
+        self.tree.setUniformRowHeights(True)
+        self._items: dict[str, QTreeWidgetItem] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tree)
+        self.show_placeholder("loading model…")
+        self.tree.currentItemChanged.connect(self._on_current_changed)
+
+    def show_placeholder(self, text: str) -> None:
+        self.tree.clear()
+        self._items.clear()
+        QTreeWidgetItem(self.tree, [text])
+
+    def show_model(self, name: str, title: str, layers: tuple[LayerInfo, ...],
+                   n_params: int) -> None:
+        self.tree.blockSignals(True)
+        self.tree.clear()
+        self._items.clear()
+        root = QTreeWidgetItem(self.tree, [name, "model", "", "", f"{n_params:,}"])
+        root.setToolTip(0, title)
+        root.setFlags(root.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+        for info in layers:
+            parent = self._items.get(info.parent, root)
+            item = QTreeWidgetItem(parent, [info.name, info.kind, _shape(info.output_shape),
+                                            str(info.n_units),
+                                            f"{info.n_params:,}" if info.n_params else "–"])
+            item.setData(0, Qt.ItemDataRole.UserRole, info.name)
+            item.setToolTip(0, f"{info.kind} · output {_shape(info.output_shape)} per input · "
+                               f"{info.n_units} {info.unit_name}s")
+            self._items[info.name] = item
+        self.tree.expandAll()
+        for col in range(len(COLUMNS)):
+            self.tree.resizeColumnToContents(col)
+        self.tree.blockSignals(False)
+
+    def select(self, name: str) -> None:
+        """Select ``name`` as if clicked (emits ``layer_selected``)."""
+        item = self._items.get(name)
+        if item is not None:
+            self.tree.setCurrentItem(item)
+
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    @Slot(QTreeWidgetItem, QTreeWidgetItem)
+    def _on_current_changed(self, current: Optional[QTreeWidgetItem], _prev) -> None:
+        name = current.data(0, Qt.ItemDataRole.UserRole) if current else None
+        if name:
+            self.layer_selected.emit(name)

@@ -1,0 +1,192 @@
+"""ChannelGridView: every channel's activation map of one conv-like layer."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel,
+                               QSplitter, QVBoxLayout, QWidget)
+
+from gui.views.imaging import CHOICES, ValueImageItem, colormap_for, levels_for
+
+TOGGLE_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+                    | Qt.KeyboardModifier.MetaModifier)
+OFF_PEN = pg.mkPen("#ff3b30", width=4)
+SELECTED_PEN = pg.mkPen("#f5c542", width=2)
+PLAIN_PEN = pg.mkPen("#444", width=1)
+
+
+class ChannelGridView(QWidget):
+    """Owns the channel grid, its colour bar, and the enlarged view of one channel."""
+
+    unit_toggled = Signal(str, int)
+    unit_selected = Signal(str, int)
+    drawn = Signal(str)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.site = ""
+        self.data = np.zeros((0, 1, 1), np.float32)
+        self.ablated: frozenset[int] = frozenset()
+        self.selected = 0
+        self.tiles: list[ValueImageItem] = []
+        self._boxes: list[pg.ViewBox] = []
+        self._titles: list[pg.TextItem] = []
+        self._frames: list[QGraphicsRectItem] = []
+        self._build()
+
+    def _build(self) -> None:
+        self.title = QLabel("Select a layer in the model tree.")
+        self.title.setStyleSheet("font-weight: bold;")
+        self.shared = QCheckBox("Shared colour scale")
+        self.shared.setChecked(True)
+        self.shared.setToolTip("One scale for all channels (compare strengths) or one per "
+                               "channel (see each channel's pattern).")
+        self.cmap = QComboBox()
+        self.cmap.addItems(CHOICES)
+        self.cmap.setToolTip("auto: diverging around 0 for signed maps, viridis otherwise")
+        bar = QHBoxLayout()
+        bar.addWidget(self.title, 1)
+        bar.addWidget(self.shared)
+        bar.addWidget(QLabel("Colours:"))
+        bar.addWidget(self.cmap)
+        self.grid = pg.GraphicsLayoutWidget()
+        self.detail = pg.PlotWidget()
+        self.detail.setAspectLocked(True)
+        self.detail.invertY(True)
+        self.detail_image = pg.ImageItem(axisOrder="row-major")
+        self.detail.addItem(self.detail_image)
+        self.detail_bar = pg.ColorBarItem(interactive=False, width=12)
+        self.detail_bar.setImageItem(self.detail_image, insert_in=self.detail.getPlotItem())
+        split = QSplitter()
+        split.addWidget(self.grid)
+        split.addWidget(self.detail)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([600, 340])
+        self.hover = QLabel("Click a tile to enlarge it · Ctrl+click (or Shift+click) to "
+                            "switch a channel off")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(bar)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.hover)
+        self.shared.toggled.connect(self._on_style_changed)
+        self.cmap.currentTextChanged.connect(self._on_style_changed)
+
+    def show_channels(self, site: str, data: np.ndarray, ablated: frozenset[int]) -> None:
+        """Draw ``data`` (C, H, W) float32 for ``site``; ``ablated`` units are marked."""
+        if site != self.site or data.shape[0] != len(self.tiles):
+            self._rebuild(site, data.shape[0])
+            self.selected = 0
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        self.ablated = frozenset(ablated)
+        self._paint()
+        self.drawn.emit(site)
+
+    def set_stale(self, stale: bool) -> None:
+        """Tint the grid while a newer result is on its way (still interactive)."""
+        self.grid.setBackground("#2a2a3a" if stale else "k")
+
+    def _rebuild(self, site: str, n: int) -> None:
+        self.grid.clear()
+        self.grid.ci.layout.setSpacing(3)
+        self.site = site
+        self.tiles, self._boxes, self._titles, self._frames = [], [], [], []
+        # Near-square cells for the grid's current shape, so tiles are not letterboxed.
+        aspect = max(self.grid.width(), 1) / max(self.grid.height(), 1)
+        cols = max(1, min(n, math.ceil(math.sqrt(n * aspect))))
+        for unit in range(n):
+            box = self.grid.addViewBox(row=unit // cols, col=unit % cols, lockAspect=True,
+                                       invertY=True, enableMouse=False, enableMenu=False)
+            tile = ValueImageItem(unit, self._on_tile_clicked, self._hover_handler(unit))
+            label = pg.TextItem(str(unit), color="#ddd", anchor=(0, 0), fill=(0, 0, 0, 160))
+            frame = QGraphicsRectItem()
+            frame.setZValue(10)
+            box.addItem(tile)
+            box.addItem(frame)
+            box.addItem(label)
+            self._frames.append(frame)
+            self.tiles.append(tile)
+            self._boxes.append(box)
+            self._titles.append(label)
+        rows = math.ceil(n / cols)
+        self.bar = pg.ColorBarItem(interactive=False, width=12)
+        self.grid.addItem(self.bar, row=0, col=cols, rowspan=max(rows, 1))
+
+    def _paint(self) -> None:
+        cmap = colormap_for(self.cmap.currentText(), self.data)
+        name = cmap.name or ""
+        lut = cmap.getLookupTable(nPts=256)
+        shared = self.shared.isChecked()
+        levels = levels_for(self.data, name)
+        for unit, tile in enumerate(self.tiles):
+            tile.values = self.data[unit]
+            own = levels if shared else levels_for(self.data[unit], name)
+            tile.setImage(self.data[unit], levels=own, lut=lut)
+            h, w = self.data.shape[1:]
+            self._frames[unit].setRect(0, 0, w, h)
+            # An explicit range: the label (a TextItem) would otherwise inflate autoRange.
+            self._boxes[unit].setRange(xRange=(0, w), yRange=(0, h), padding=0.03)
+        # The bar is a legend only (no image items attached), so per-tile levels never
+        # fight over it. Per channel, it reads "each tile's own min … max".
+        self.bar.setColorMap(cmap)
+        self.bar.setLevels(levels if shared else (0.0, 1.0))
+        scale = "shared scale" if shared else "scale per channel (0 = its min, 1 = its max)"
+        c, h, w = self.data.shape
+        self.title.setText(f"{self.site} — {c} channels, {h}×{w} each · {scale}")
+        self._mark()
+        self._show_detail(cmap)
+
+    def _mark(self) -> None:
+        for unit, frame in enumerate(self._frames):
+            off = unit in self.ablated
+            frame.setPen(OFF_PEN if off else SELECTED_PEN if unit == self.selected
+                         else PLAIN_PEN)
+            self._titles[unit].setText(f"{unit} off" if off else str(unit))
+            self._titles[unit].setColor("#ff6b63" if off else "#dddddd")
+
+    def _show_detail(self, cmap: pg.ColorMap) -> None:
+        if not len(self.tiles):
+            return
+        unit = min(self.selected, len(self.tiles) - 1)
+        img = self.data[unit]
+        levels = levels_for(img, cmap.name or "")
+        self.detail_image.setImage(img, levels=levels)
+        self.detail_bar.setColorMap(cmap)
+        self.detail_bar.setLevels(levels)
+        self.detail.autoRange(padding=0.02)
+        state = " (off)" if unit in self.ablated else ""
+        self.detail.setTitle(f"channel {unit}{state} · min {img.min():.3g} · "
+                             f"max {img.max():.3g}")
+
+    def select_unit(self, unit: int) -> None:
+        self.selected = unit
+        self._mark()
+        self._show_detail(colormap_for(self.cmap.currentText(), self.data))
+        self.unit_selected.emit(self.site, unit)
+
+    def _on_tile_clicked(self, unit: int, modifiers: Qt.KeyboardModifier) -> None:
+        if modifiers & TOGGLE_MODIFIERS:
+            self.unit_toggled.emit(self.site, unit)
+        else:
+            self.select_unit(unit)
+
+    def _hover_handler(self, unit: int):
+        def on_hover(where) -> None:
+            if where is None:
+                return
+            row, col, value = where
+            state = " (switched off)" if unit in self.ablated else ""
+            self.hover.setText(f"{self.site} · channel {unit}{state} · y={row}, x={col} · "
+                               f"value {value:.4g}")
+        return on_hover
+
+    @Slot()
+    def _on_style_changed(self) -> None:
+        if len(self.tiles):
+            self._paint()

@@ -1,0 +1,95 @@
+"""NeuronView: one bar per neuron of a dense layer, ablated neurons greyed and crossed."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from gui.views.channel_grid import TOGGLE_MODIFIERS
+
+ON_BRUSH = pg.mkBrush("#4c9be8")
+NEG_BRUSH = pg.mkBrush("#e8894c")
+OFF_BRUSH = pg.mkBrush("#666666")
+
+
+class NeuronView(QWidget):
+    """Owns the bar chart of a vector-valued layer (Linear, Flatten, ReLU after Linear)."""
+
+    unit_toggled = Signal(str, int)
+    drawn = Signal(str)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.site = ""
+        self.values = np.zeros(0, np.float32)
+        self.ablated: frozenset[int] = frozenset()
+        self.labels: tuple[str, ...] = ()
+        self.title = QLabel("")
+        self.title.setStyleSheet("font-weight: bold;")
+        self.plot = pg.PlotWidget()
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.plot.showGrid(y=True, alpha=0.3)
+        self.plot.setLabel("left", "activation")
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8)
+        self.crosses = pg.ScatterPlotItem(symbol="x", size=10, pen=pg.mkPen("#ff6b63", width=2),
+                                          brush=None)
+        self.plot.addItem(self.bars)
+        self.plot.addItem(self.crosses)
+        self.hover = QLabel("Ctrl+click (or Shift+click) a bar to switch that neuron off")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.title)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.hover)
+        self.plot.scene().sigMouseClicked.connect(self._on_scene_clicked)
+        self.plot.scene().sigMouseMoved.connect(self._on_scene_moved)
+
+    def show_neurons(self, site: str, values: np.ndarray, ablated: frozenset[int],
+                     labels: tuple[str, ...] = ()) -> None:
+        """Draw ``values`` (F,) float32; ``labels`` name the neurons (e.g. class names)."""
+        self.site, self.labels = site, labels
+        self.values = np.asarray(values, dtype=np.float32).ravel()
+        self.ablated = frozenset(ablated)
+        n = len(self.values)
+        brushes = [OFF_BRUSH if i in self.ablated else NEG_BRUSH if v < 0 else ON_BRUSH
+                   for i, v in enumerate(self.values)]
+        self.bars.setOpts(x=np.arange(n), height=self.values, width=0.8, brushes=brushes)
+        off = sorted(self.ablated)
+        self.crosses.setData(x=off, y=np.zeros(len(off)))
+        axis = self.plot.getAxis("bottom")
+        axis.setTicks([list(enumerate(labels))] if labels else None)
+        self.plot.setLabel("bottom", "class" if labels else "neuron")
+        self.plot.setXRange(-1, n, padding=0)
+        lo, hi = min(0.0, float(self.values.min(initial=0))), float(self.values.max(initial=0))
+        self.plot.setYRange(lo, hi if hi > lo else lo + 1, padding=0.05)
+        self.title.setText(f"{site} — {n} neurons · {len(off)} switched off")
+        self.drawn.emit(site)
+
+    def set_stale(self, stale: bool) -> None:
+        self.plot.setBackground("#2a2a3a" if stale else "k")
+
+    def _index_at(self, scene_pos) -> Optional[int]:
+        if not self.plot.sceneBoundingRect().contains(scene_pos):
+            return None
+        x = self.plot.getPlotItem().vb.mapSceneToView(scene_pos).x()
+        i = int(round(x))
+        return i if 0 <= i < len(self.values) else None
+
+    def _on_scene_clicked(self, ev) -> None:
+        i = self._index_at(ev.scenePos())
+        if i is not None and ev.modifiers() & TOGGLE_MODIFIERS:
+            self.unit_toggled.emit(self.site, i)
+
+    def _on_scene_moved(self, scene_pos) -> None:
+        i = self._index_at(scene_pos)
+        if i is None:
+            return
+        name = f" ({self.labels[i]})" if i < len(self.labels) else ""
+        state = " (switched off)" if i in self.ablated else ""
+        self.hover.setText(f"{self.site} · neuron {i}{name}{state} · value "
+                           f"{self.values[i]:.4g}")

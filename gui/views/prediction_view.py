@@ -1,0 +1,50 @@
+"""PredictionView: class probabilities of the current input, now vs. without ablations."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+
+class PredictionView(QWidget):
+    """Owns the probability bars of one input."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.headline = QLabel("Prediction: —")
+        self.headline.setStyleSheet("font-size: 15px; font-weight: bold;")
+        self.plot = pg.PlotWidget()
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(False, False)
+        self.plot.setYRange(0, 1, padding=0.02)
+        self.plot.setLabel("left", "probability")
+        self.plot.setMinimumHeight(120)
+        self.base = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush(120, 120, 120, 90))
+        self.now = pg.BarGraphItem(x=[], height=[], width=0.5, brush=pg.mkBrush("#4c9be8"))
+        self.plot.addItem(self.base)
+        self.plot.addItem(self.now)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.headline)
+        layout.addWidget(self.plot, 1)
+
+    def show_prediction(self, probs: np.ndarray, baseline: np.ndarray,
+                        class_names: tuple[str, ...], label: Optional[int]) -> None:
+        """``probs``/``baseline`` (K,) sum to 1; ``label`` is the true class if known."""
+        x = np.arange(len(probs))
+        pred = int(np.argmax(probs))
+        colours = ["#4cc38a" if i == label else "#4c9be8" for i in x]
+        if label is not None and pred != label:
+            colours[pred] = "#e0443e"
+        self.base.setOpts(x=x, height=baseline, width=0.8)
+        self.now.setOpts(x=x, height=probs, width=0.5, brushes=colours)
+        self.plot.getAxis("bottom").setTicks([list(zip(x, class_names))])
+        truth = "" if label is None else f" · true label {class_names[label]}"
+        verdict = "" if label is None else (" ✓" if pred == label else " ✗")
+        changed = int(np.argmax(baseline)) != pred
+        was = f" (was {class_names[int(np.argmax(baseline))]} before ablation)" if changed else ""
+        self.headline.setText(f"Prediction: {class_names[pred]} ({probs[pred]:.0%}){verdict}"
+                              f"{truth}{was}")

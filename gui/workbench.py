@@ -1,0 +1,182 @@
+"""Workbench: the presenter between the widgets and the session.
+
+It holds the little state the window has (which model, layer, input and ablations),
+turns user intent into worker jobs, and hands results to the widgets. Every session call
+goes through the worker; nothing here computes numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+
+from core import ablation
+from core.ablation import Ablation
+from core.errors import MechscopeError
+from core.session import ModelInfo, Session
+from gui.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CurrentInput:
+    """What is fed to the model: a dataset example or a converted image file."""
+
+    model_input: np.ndarray
+    label: Optional[int]
+    description: str
+
+
+def _sample_and_capture(session: Session, index: int, site: str, ablations, token=None):
+    sample = session.sample(index)
+    return sample, session.capture(sample.model_input, (site,), ablations, token=token)
+
+
+class Workbench(QObject):
+    """State + job routing for one window. Widgets talk to it through its slots."""
+
+    model_opened = Signal(object)         # ModelInfo
+    capture_ready = Signal(object, object)  # Capture, CurrentInput
+    sample_ready = Signal(object)         # core.session.Sample
+    image_ready = Signal(object)          # core.images.ConvertedImage
+    evaluation_ready = Signal(object)     # EvalResult
+    evaluation_cancelled = Signal()
+    ablations_changed = Signal(tuple)
+    error = Signal(str)
+    stale = Signal(str, bool)             # ("view" | "accuracy", stale?)
+
+    def __init__(self, session: Session, worker: Worker, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.worker = worker
+        self.info: Optional[ModelInfo] = None
+        self.layer = ""
+        self.sample_index = 0
+        self.input: Optional[CurrentInput] = None
+        self.ablations: tuple[Ablation, ...] = ()
+        self.mode = "zero"
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        worker.cancelled.connect(self._on_cancelled)
+
+    # --- intent -----------------------------------------------------------------------
+    def open_model(self, name: str) -> None:
+        self.worker.submit("model", self.session.open_model, name)
+
+    @Slot(str)
+    def select_layer(self, name: str) -> None:
+        self.layer = name
+        self._refresh_view()
+
+    @Slot(int)
+    def select_sample(self, index: int) -> None:
+        if self.info is None:
+            return
+        self.sample_index = index
+        self.input = None
+        self.stale.emit("view", True)
+        self.worker.submit("view", _sample_and_capture, self.session, index, self.layer,
+                           self.ablations)
+
+    @Slot(str)
+    def open_image(self, path: str) -> None:
+        self.worker.submit("image", self.session.load_image, path)
+
+    @Slot(str, int)
+    def toggle_unit(self, site: str, unit: int) -> None:
+        self._set_ablations(ablation.toggle(self.ablations, site, unit, self.mode))
+
+    @Slot(str)
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        if self.ablations:
+            self._set_ablations(ablation.with_mode(self.ablations, mode))
+
+    @Slot()
+    def reset_ablations(self) -> None:
+        self._set_ablations(())
+
+    def set_ablations(self, ablations: tuple[Ablation, ...]) -> None:
+        self._set_ablations(tuple(ablations))
+
+    # --- jobs -------------------------------------------------------------------------
+    def _set_ablations(self, ablations: tuple[Ablation, ...]) -> None:
+        self.ablations = ablations
+        self.ablations_changed.emit(ablations)
+        self._refresh_view()
+        self._evaluate()
+
+    def _refresh_view(self) -> None:
+        if self.info is None or not self.layer:
+            return
+        self.stale.emit("view", True)
+        if self.input is None:
+            self.worker.submit("view", _sample_and_capture, self.session, self.sample_index,
+                               self.layer, self.ablations)
+        else:
+            self.worker.submit("view", self.session.capture, self.input.model_input,
+                               (self.layer,), self.ablations)
+
+    def _evaluate(self) -> None:
+        self.stale.emit("accuracy", True)
+        self.worker.submit("accuracy", self.session.evaluate, self.ablations)
+
+    @Slot(str, object)
+    def _on_finished(self, key: str, result: object) -> None:
+        if key == "model":
+            self._on_model(result)
+        elif key == "view":
+            self._on_view(result)
+        elif key == "image":
+            self.input = CurrentInput(result.model_input, None, result.path)
+            self.image_ready.emit(result)
+            self._refresh_view()
+        elif key == "accuracy":
+            self.evaluation_ready.emit(result)
+
+    def _on_model(self, info: ModelInfo) -> None:
+        self.info = info
+        self.ablations = ()
+        self.input = None
+        names = [layer.name for layer in info.layers]
+        if self.layer not in names:
+            self.layer = info.default_layer
+        self.sample_index = min(self.sample_index, info.dataset_size - 1)
+        self.model_opened.emit(info)
+        self.ablations_changed.emit(())
+        self._refresh_view()
+        self._evaluate()
+
+    def _on_view(self, result) -> None:
+        if isinstance(result, tuple):
+            sample, capture = result
+            self.input = None
+            self.sample_ready.emit(sample)
+            current = CurrentInput(sample.model_input, sample.label, f"example {sample.index}")
+        else:
+            capture = result
+            current = self.input
+        self.stale.emit("view", False)
+        self.capture_ready.emit(capture, current)
+
+    @Slot(str, object)
+    def _on_failed(self, key: str, error: MechscopeError) -> None:
+        self.stale.emit("accuracy" if key == "accuracy" else "view", False)
+        self.error.emit(str(error))
+
+    @Slot(str)
+    def _on_cancelled(self, key: str) -> None:
+        if key == "accuracy":
+            self.evaluation_cancelled.emit()
+        else:
+            self.stale.emit("view", False)
+
+    def layer_info(self, name: str):
+        if self.info is None:
+            return None
+        return next((layer for layer in self.info.layers if layer.name == name), None)

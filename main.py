@@ -1,0 +1,54 @@
+"""Mechscope: a desktop microscope for neural networks.
+
+    python main.py                                   open the workbench
+    python main.py --model digits_cnn --layer conv2 --input 3 --screenshot out.png
+    python main.py --smoke-test                      open, infer, ablate, exit 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    from core.zoo import DEFAULT_MODEL, ZOO
+
+    models = "\n".join(f"  {e.name:<14} {e.title}" for e in ZOO.values())
+    layers = "\n".join(f"  {e.name}: see the model tree; default {e.default_layer}"
+                       for e in ZOO.values())
+    epilog = (f"built-in models:\n{models}\n\nlayers of digits_cnn:\n  conv1 relu1 pool1 "
+              f"conv2 relu2 pool2 flatten fc1 relu3 fc2\n{layers}")
+    p = argparse.ArgumentParser(prog="mechscope", description=__doc__.splitlines()[0],
+                                epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(ZOO),
+                   help="built-in model to open (default: %(default)s)")
+    p.add_argument("--layer", help="layer to show, e.g. conv2 or fc1")
+    p.add_argument("--input", type=int, default=0, metavar="N",
+                   help="index of the held-out example to feed (default: 0)")
+    p.add_argument("--ablate", action="append", default=[], metavar="SITE:UNITS",
+                   help="switch units off, e.g. conv2:3,7 (repeatable)")
+    p.add_argument("--mode", choices=("zero", "mean"), default="zero",
+                   help="ablation mode for --ablate (default: zero)")
+    p.add_argument("--screenshot", metavar="FILE.png",
+                   help="save a PNG of the whole window once drawn, then exit")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="open the window, run one inference and one ablation, exit 0")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from core import ablation
+    from gui.app import Options, run
+
+    try:
+        ablations = tuple(ablation.parse(text, args.mode) for text in args.ablate)
+    except ValueError as exc:
+        _parser().error(str(exc))
+    return run(Options(args.model, args.layer, args.input, ablations, args.screenshot,
+                       args.smoke_test))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
