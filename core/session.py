@@ -131,7 +131,7 @@ class Session:
             raise MechscopeError("No model is open yet.")
         return self.adapter, self.dataset, self._evaluator
 
-    def sample(self, index: int) -> Sample:
+    def sample(self, index: int, token: Optional[CancelToken] = None) -> Sample:
         """Dataset example ``index`` (:class:`InputError` if out of range)."""
         _, dataset, _ = self._require()
         if not 0 <= index < len(dataset):
@@ -140,7 +140,8 @@ class Session:
         return Sample(index, int(dataset.labels[index]), dataset.display[index],
                       dataset.inputs[index])
 
-    def load_image(self, path: str | Path) -> ConvertedImage:
+    def load_image(self, path: str | Path,
+                   token: Optional[CancelToken] = None) -> ConvertedImage:
         """Convert an image file into the current model's input (:class:`InputError`)."""
         adapter, _, _ = self._require()
         converted = load_image(path)

@@ -1,0 +1,43 @@
+import pytest
+from PySide6.QtWidgets import QApplication
+
+from core.session import Session
+from gui import crash
+from gui.app import configure_pyqtgraph
+from gui.main_window import MainWindow
+
+LOAD_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(autouse=True)
+def fail_on_slot_exceptions():
+    """PySide6 >= 6.5.2 prints exceptions raised in slots instead of letting pytest-qt
+    see them; the app's own hook records them and the test fails."""
+    seen: list[str] = []
+    crash.install_excepthook(seen.append)
+    yield seen
+    assert not seen, f"exceptions in slots: {seen}"
+
+
+@pytest.fixture
+def make_window(qtbot):
+    configure_pyqtgraph()
+    windows = []
+
+    def make(model: str = "digits_cnn", layer: str = "conv1") -> MainWindow:
+        window = MainWindow(Session())
+        qtbot.addWidget(window)
+        window.workbench.layer = layer
+        window.show()
+        with qtbot.waitSignal(window.accuracy_panel.updated, timeout=LOAD_TIMEOUT_MS):
+            window.workbench.open_model(model)
+        qtbot.waitUntil(lambda: not window.worker.busy, timeout=LOAD_TIMEOUT_MS)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+    QApplication.processEvents()
+    survivors = [w for w in QApplication.topLevelWidgets() if w.isVisible()]
+    assert not survivors, f"top-level widgets survived: {survivors}"
