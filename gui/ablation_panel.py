@@ -80,6 +80,11 @@ class AblationPanel(QWidget):
         if not ablations:
             self.active.addItem("nothing — the model is intact")
         self.reset.setEnabled(bool(ablations))
+        modes = {abl.mode for abl in ablations}
+        if len(modes) == 1:
+            # Ablations set from outside (command line, a saved session) carry their mode.
+            with QSignalBlocker(self.mode_box):
+                self.mode_box.setCurrentIndex(self.mode_box.findData(modes.pop()))
         if self.layer is not None:
             off = ablated_units(ablations, self.layer.name)
             with QSignalBlocker(self.units):

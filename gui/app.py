@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QApplication
 
 from core.ablation import Ablation
+from core.runtime import tune_allocator
 from core.session import Session
 from gui import crash
 from gui.main_window import MainWindow
@@ -99,6 +100,7 @@ class Script(QObject):
 def run(options: Options) -> int:
     """Show the window, open the model on the worker, and run the event loop."""
     crash.setup_logging()
+    tune_allocator()
     configure_pyqtgraph()
     app = QApplication.instance() or QApplication([])
     app.setApplicationName("Mechscope")

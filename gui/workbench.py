@@ -102,6 +102,9 @@ class Workbench(QObject):
         self._set_ablations(())
 
     def set_ablations(self, ablations: tuple[Ablation, ...]) -> None:
+        modes = {abl.mode for abl in ablations}
+        if len(modes) == 1:
+            self.mode = modes.pop()
         self._set_ablations(tuple(ablations))
 
     # --- jobs -------------------------------------------------------------------------

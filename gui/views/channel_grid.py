@@ -159,10 +159,11 @@ class ChannelGridView(QWidget):
         self.detail_image.setImage(img, levels=levels)
         self.detail_bar.setColorMap(cmap)
         self.detail_bar.setLevels(levels)
-        self.detail.autoRange(padding=0.02)
+        # Auto-range mode (not a one-off autoRange) so the tile still fits after the
+        # splitter or the inserted colour bar resizes the plot.
+        self.detail.getViewBox().enableAutoRange(enable=True)
         state = " (off)" if unit in self.ablated else ""
-        self.detail.setTitle(f"channel {unit}{state} · min {img.min():.3g} · "
-                             f"max {img.max():.3g}")
+        self.detail.setTitle(f"channel {unit}{state}: {img.min():.3g} … {img.max():.3g}")
 
     def select_unit(self, unit: int) -> None:
         self.selected = unit
