@@ -40,30 +40,31 @@ class ConvertedImage:
     steps: tuple[str, ...]
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path) -> tuple[Image.Image, str]:
+    """The decoded image (fully in memory, file closed) and its format name."""
     if not path.is_file():
         raise InputError(f"{path} is not a file.")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise InputError(f"{path.name} is larger than {MAX_FILE_BYTES >> 20} MB; "
                          "an image of a digit should be far smaller.")
     try:
-        img = Image.open(path)
-        if img.width * img.height > MAX_PIXELS:
-            raise InputError(f"{path.name} is {img.width}x{img.height} pixels, too large "
-                             f"to be a digit (limit {MAX_PIXELS:,} pixels).")
-        img.load()
+        with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise InputError(f"{path.name} is {img.width}x{img.height} pixels, too "
+                                 f"large to be a digit (limit {MAX_PIXELS:,} pixels).")
+            img.load()
+            return img.copy(), img.format or "image"
     except InputError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise InputError(f"{path.name} is not an image Mechscope can read "
                          f"(PNG, JPEG, BMP, GIF, TIFF). {exc}") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"{path.name} is damaged or truncated and cannot be read: {exc}") from exc
-    return img
 
 
-def _grayscale(img: Image.Image) -> tuple[np.ndarray, list[str]]:
-    steps = [f"opened {img.format or 'image'} {img.width}x{img.height}, mode {img.mode}"]
+def _grayscale(img: Image.Image, fmt: str) -> tuple[np.ndarray, list[str]]:
+    steps = [f"opened {fmt} {img.width}x{img.height}, mode {img.mode}"]
     if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
         # Transparent pixels become white paper, as they look in most viewers.
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
@@ -106,8 +107,8 @@ def load_image(path: str | Path) -> ConvertedImage:
         Not an image, damaged, too large, or blank.
     """
     path = Path(path)
-    img = _open(path)
-    gray, steps = _grayscale(img)
+    img, fmt = _open(path)
+    gray, steps = _grayscale(img, fmt)
     digit = _to_digit(gray, steps)
     model_input = digits_to_model(digit[None] * DIGITS_MAX)[0]
     steps.append("upsampled 2x (bilinear) to the model's 16x16 input")
