@@ -22,24 +22,37 @@ DIGITS_MAX = 16.0
 
 @dataclass(frozen=True)
 class Dataset:
-    """A labelled evaluation set.
+    """A labelled evaluation set, of images or of token sequences.
 
     Attributes
     ----------
     name : str
-    inputs : (N, C, H, W) float32 ndarray
+    inputs : (N, C, H, W) float32 or (N, T) int64 ndarray
         Model-ready inputs.
-    labels : (N,) int64 ndarray
+    labels : (N,) int64 or (N, T) int64 ndarray
+        The right answer per example (classification) or per position (next token);
+        ``-1`` where a position is not scored.
     class_names : tuple of str
-    display : (N, h, w) float32 ndarray
-        What a person should see for each example (the raw 8x8 digit, 0..1).
+        Names of the output classes (digits, or the vocabulary).
+    display : (N, h, w) float32 ndarray or None
+        What a person should see for each image example (0..1).
+    groups : ndarray, same shape as ``labels``
+        The group each scored answer is reported in (``-1``: not scored).
+    group_names : tuple of str
+    group_label : str
+        What the groups are, for the per-group accuracy chart.
+    kind : {"image", "tokens"}
     """
 
     name: str
     inputs: np.ndarray
     labels: np.ndarray
     class_names: tuple[str, ...]
-    display: np.ndarray
+    display: np.ndarray | None
+    groups: np.ndarray
+    group_names: tuple[str, ...]
+    group_label: str = "class"
+    kind: str = "image"
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -92,5 +105,20 @@ def load_digits(split: str = "eval") -> Dataset:
         arr.setflags(write=False)
     display = (images / DIGITS_MAX).astype(np.float32)
     display.setflags(write=False)
-    return Dataset(f"digits ({split})", inputs, labels, tuple(str(i) for i in range(10)),
-                   display)
+    names = tuple(str(i) for i in range(10))
+    return Dataset(f"digits ({split})", inputs, labels, names, display, labels, names)
+
+
+def load_induction() -> Dataset:
+    """The seeded induction evaluation set: 512 sequences, scored on the repeat."""
+    from core.zoo import induction
+
+    tokens, targets, groups = induction.eval_set()
+    for arr in (tokens, targets, groups):
+        arr.setflags(write=False)
+    names = tuple(f"→{k + 1}" for k in range(1, induction.MAX_REPEAT))
+    # Group k (0-based) = predicting the (k+2)-th letter of the repeat.
+    groups = np.where(groups > 0, groups - 1, -1)
+    groups.setflags(write=False)
+    return Dataset("induction (eval)", tokens, targets, induction.VOCAB, None, groups,
+                   names, "next letter within the repeat", "tokens")

@@ -22,6 +22,8 @@ from core.model import ModelAdapter
 # ~5 ms, so cancel latency stays far below 200 ms); small enough for steady progress
 # on a user's bigger dataset.
 BATCH = 512
+#: Rows (replicas x examples) per batched sweep pass: bounds its memory.
+SWEEP_ROWS = 8192
 
 
 @dataclass(frozen=True)
@@ -32,14 +34,17 @@ class EvalResult:
     ----------
     ablations : tuple of Ablation
     n : int
-        Number of examples.
+        Number of scored answers (examples, or positions for next-token tasks).
     accuracy, loss : float
         With the ablations (fraction correct; mean cross-entropy in nats).
-    per_class : (K,) float64 ndarray
-        Accuracy per class with the ablations.
+    per_group : (G,) float64 ndarray
+        Accuracy per group (per class for classifiers) with the ablations; NaN for a
+        group with no examples.
     baseline_accuracy, baseline_loss : float
-    baseline_per_class : (K,) float64 ndarray
-    class_names : tuple of str
+    baseline_per_group : (G,) float64 ndarray
+    group_names : tuple of str
+    group_label : str
+        What the groups are ("class", "next letter within the repeat").
     unchanged : tuple of str
         Ablations that changed no value on any input (the self-check).
     resumed_from : str or None
@@ -50,11 +55,12 @@ class EvalResult:
     n: int
     accuracy: float
     loss: float
-    per_class: np.ndarray
+    per_group: np.ndarray
     baseline_accuracy: float
     baseline_loss: float
-    baseline_per_class: np.ndarray
-    class_names: tuple[str, ...]
+    baseline_per_group: np.ndarray
+    group_names: tuple[str, ...]
+    group_label: str
     unchanged: tuple[str, ...] = ()
     resumed_from: Optional[str] = None
 
@@ -63,14 +69,38 @@ class EvalResult:
         return self.accuracy - self.baseline_accuracy
 
 
-def _scores(logits: np.ndarray, labels: np.ndarray, k: int) -> tuple[float, float, np.ndarray]:
+@dataclass(frozen=True)
+class Sweep:
+    """Each unit of one site ablated alone.
+
+    ``accuracy``/``loss``: (U,) float64, in the order of ``units``.
+    """
+
+    site: str
+    units: tuple[int, ...]
+    mode: str
+    accuracy: np.ndarray
+    loss: np.ndarray
+    baseline_accuracy: float
+
+
+def _scores(logits: np.ndarray, dataset: Dataset) -> tuple[float, float, np.ndarray]:
+    """Accuracy, mean cross-entropy and per-group accuracy over the scored answers.
+
+    ``logits``: (N, K) for a classifier or (N, T, K) per position; positions whose label
+    is negative are not scored.
+    """
+    labels, groups = dataset.labels.reshape(-1), dataset.groups.reshape(-1)
+    logits = logits.reshape(len(labels), -1)
+    scored = labels >= 0
+    logits, labels, groups = logits[scored], labels[scored], groups[scored]
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     loss = float(-log_probs[np.arange(len(labels)), labels].mean())
     correct = logits.argmax(axis=1) == labels
-    per_class = np.array([correct[labels == c].mean() if (labels == c).any() else np.nan
-                          for c in range(k)])
-    return float(correct.mean()), loss, per_class
+    per_group = np.array([correct[groups == g].mean() if (groups == g).any() else np.nan
+                          for g in range(len(dataset.group_names))])
+    return float(correct.mean()), loss, per_group
 
 
 class Evaluator:
@@ -114,25 +144,26 @@ class Evaluator:
     def evaluate(self, ablations: Sequence[Ablation] = (),
                  token: Optional[CancelToken] = None) -> EvalResult:
         ablations = tuple(ablations)
-        labels, k = self.dataset.labels, len(self.dataset.class_names)
-        base = _scores(self.baseline_logits(token), labels, k)
+        ds = self.dataset
+        base = _scores(self.baseline_logits(token), ds)
+        n = int((ds.labels >= 0).sum())
         if not ablations:
-            return EvalResult((), len(labels), *base, *base, self.dataset.class_names)
+            return EvalResult((), n, *base, *base, ds.group_names, ds.group_label)
         logits, unchanged, resumed = self._ablated_logits(ablations, token)
-        return EvalResult(ablations, len(labels), *_scores(logits, labels, k), *base,
-                          self.dataset.class_names, unchanged, resumed)
+        return EvalResult(ablations, n, *_scores(logits, ds), *base, ds.group_names,
+                          ds.group_label, unchanged, resumed)
 
     def _ablated_logits(self, ablations: tuple[Ablation, ...],
                         token: Optional[CancelToken]):
         first = min((a.site for a in ablations), key=lambda s: self._order.get(s, -1))
         means = self.means(sorted({a.site for a in ablations if a.mode == "mean"}), token)
-        resumed = first if self.adapter.can_resume_from(first) else None
-        acts = self.site_output(first, token) if resumed else None
+        resumed = self.adapter.resume_point(first)
+        acts = self.site_output(resumed, token) if resumed else None
         per_batch: list[set[str]] = []
 
         def step(lo: int, hi: int) -> np.ndarray:
             if resumed:
-                res = self.adapter.run_from(first, acts[lo:hi], ablations, means)
+                res = self.adapter.run_from(resumed, acts[lo:hi], ablations, means)
             else:
                 res = self.adapter.run(self.dataset.inputs[lo:hi], ablations=ablations,
                                        means=means)
@@ -143,6 +174,28 @@ class Evaluator:
         # An ablation is "unchanged" only if it changed nothing in every batch.
         unchanged = set.intersection(*per_batch) if per_batch else set()
         return logits, tuple(sorted(unchanged)), resumed
+
+    def sweep(self, site: str, units: Sequence[int], mode: str = "zero",
+              token: Optional[CancelToken] = None) -> Sweep:
+        """Ablate each unit of ``site`` alone, batched: the replicas of the eval set run
+        through the model together, from the cached resume point when there is one."""
+        units = tuple(units)
+        means = self.means([site], token) if mode == "mean" else {}
+        resume = self.adapter.resume_point(site)
+        source = self.site_output(resume, token) if resume else self.dataset.inputs
+        base = _scores(self.baseline_logits(token), self.dataset)[0]
+        acc, loss = [], []
+        per_chunk = max(1, SWEEP_ROWS // max(len(self.dataset), 1))
+        for start in range(0, len(units), per_chunk):
+            report(token, start / len(units), f"sweeping {site}: unit {start}/{len(units)}")
+            chunk = units[start:start + per_chunk]
+            outs = self.adapter.run_sweep(site, chunk, mode, means, source, resume)
+            for out in outs:
+                a, l, _ = _scores(out, self.dataset)
+                acc.append(a)
+                loss.append(l)
+        report(token, 1.0, f"sweeping {site}: done")
+        return Sweep(site, units, mode, np.array(acc), np.array(loss), base)
 
     def _batched(self, fn, token: Optional[CancelToken], what: str) -> np.ndarray:
         n = len(self.dataset)

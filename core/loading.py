@@ -57,4 +57,5 @@ def open_zoo(name: str, token: CancelToken | None = None):
             f"The weights in {entry.weights} do not fit the {name} architecture: {exc}"
         ) from exc
     report(token, 0.9, "describing layers…")
-    return TorchAdapter(model, name, entry.input_shape)
+    dtype = "int64" if entry.kind == "tokens" else "float32"
+    return TorchAdapter(model, name, entry.input_shape, dtype)

@@ -26,11 +26,18 @@ class LayerInfo:
         Shape of one example's output, without the batch axis.
     unit_axis : int
         Axis of ``output_shape`` (batch excluded) that indexes units: 0 for channels of
-        a ``(C, H, W)`` map and for neurons of a ``(F,)`` vector.
+        a ``(C, H, W)`` map, heads of a ``(heads, query, key)`` pattern and neurons of a
+        ``(F,)`` vector; 1 for the features of a ``(tokens, F)`` sequence.
     n_params : int
         Parameters owned by this module (not its children).
     parent : str
         Name of the enclosing site, ``""`` for top-level layers.
+    hint : str
+        ``"attention"`` when the model marks the module as attention; else ``""``.
+    pattern_site : str
+        For attention: the site whose output is the ``(heads, query, key)`` pattern.
+    heads_site : str
+        For attention: the site whose units are heads, where heads are switched off.
     """
 
     name: str
@@ -39,6 +46,9 @@ class LayerInfo:
     unit_axis: int
     n_params: int
     parent: str = ""
+    hint: str = ""
+    pattern_site: str = ""
+    heads_site: str = ""
 
     @property
     def n_units(self) -> int:
@@ -46,12 +56,16 @@ class LayerInfo:
 
     @property
     def view(self) -> str:
-        """Which view draws this site: ``"channels"`` for maps, ``"neurons"`` for vectors."""
-        return "channels" if len(self.output_shape) == 3 else "neurons"
+        """Which view draws this site: ``attention``, ``channels`` (C, H, W),
+        ``sequence`` (tokens, F) or ``neurons`` (F,)."""
+        if self.hint == "attention":
+            return "attention"
+        return {3: "channels", 2: "sequence"}.get(len(self.output_shape), "neurons")
 
     @property
     def unit_name(self) -> str:
-        return "channel" if self.view == "channels" else "neuron"
+        return {"attention": "head", "channels": "channel", "sequence": "feature"}.get(
+            self.view, "neuron")
 
 
 @dataclass(frozen=True)
@@ -108,8 +122,9 @@ class ModelAdapter(Protocol):
         """Forward ``inputs`` (N, *input_shape) float32 with capture and ablations."""
         ...
 
-    def can_resume_from(self, site: str) -> bool:
-        """Whether :meth:`run_from` can start at ``site`` (sequential models)."""
+    def resume_point(self, site: str) -> Optional[str]:
+        """The latest site whose cached output lets a run skip everything before an
+        ablation at ``site`` (sequential models), or ``None``."""
         ...
 
     def run_from(
@@ -126,5 +141,5 @@ class ModelAdapter(Protocol):
 
 def missing_methods(obj: object) -> list[str]:
     """Names of :class:`ModelAdapter` members that ``obj`` lacks (for clear errors)."""
-    wanted = ("name", "input_shape", "layers", "run", "can_resume_from", "run_from")
+    wanted = ("name", "input_shape", "layers", "run", "resume_point", "run_from")
     return [m for m in wanted if not hasattr(obj, m)]

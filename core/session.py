@@ -16,9 +16,10 @@ import numpy as np
 
 from core.ablation import Ablation
 from core.cache import ActivationCache
-from core.datasets import Dataset, load_digits
+from core.attention import HeadScores, head_scores
+from core.datasets import Dataset, load_digits, load_induction
 from core.errors import AblationError, InputError, MechscopeError
-from core.evaluate import EvalResult, Evaluator
+from core.evaluate import EvalResult, Evaluator, Sweep
 from core.images import ConvertedImage, load_image
 from core.jobs import CancelToken, report
 from core.loading import open_zoo, zoo_entry
@@ -26,7 +27,8 @@ from core.model import HookReport, LayerInfo, ModelAdapter
 from core.zoo import ZOO, ZooEntry
 
 CACHE_BYTES = 256 * 1024 * 1024
-DATASETS = {"digits": lambda: load_digits("eval")}
+DATASETS = {"digits": lambda: load_digits("eval"), "induction": load_induction}
+EXAMPLE_TEXTS = 200
 
 
 @dataclass(frozen=True)
@@ -42,33 +44,43 @@ class ModelInfo:
     default_layer: str
     input_shape: tuple[int, ...]
     n_params: int
-    #: (N, h, w) 0..1 pictures of the evaluation examples, for the thumbnail strip.
-    examples: np.ndarray
-    #: (N,) int64 true labels of the examples.
+    #: (N, h, w) 0..1 pictures of the evaluation examples, for the thumbnail strip
+    #: (``None`` for token models).
+    examples: Optional[np.ndarray]
+    #: (N,) int64 true labels of image examples; (N, T) targets for token models.
     example_labels: np.ndarray
-
+    #: "image" or "tokens": which input loader and prediction view fit.
+    kind: str = "image"
+    #: The first evaluation sequences as text, for token models.
+    example_texts: tuple[str, ...] = ()
 
 @dataclass(frozen=True)
 class Sample:
-    """One dataset example: ``display`` (h, w) 0..1, ``model_input`` (C, H, W)."""
+    """One dataset example: ``model_input`` (C, H, W) image or (T,) token ids,
+    ``display`` (h, w) 0..1 for images; ``label`` the class, or ``targets`` (T,) the
+    next token per position (-1: not scored) for token models."""
 
     index: int
-    label: int
-    display: np.ndarray
+    label: Optional[int]
+    display: Optional[np.ndarray]
     model_input: np.ndarray
+    targets: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """Class probabilities (K,) for one input, with and without the ablations."""
+    """Class probabilities (K,) for one input — or (T, K) next-token probabilities per
+    position — with and without the ablations."""
 
     probs: np.ndarray
     baseline_probs: np.ndarray
     class_names: tuple[str, ...]
 
     @property
-    def predicted(self) -> int:
-        return int(np.argmax(self.probs))
+    def predicted(self):
+        """The argmax class: an int, or (T,) int64 per position."""
+        top = np.argmax(self.probs, axis=-1)
+        return int(top) if top.ndim == 0 else top
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,7 @@ class Session:
         self.dataset: Optional[Dataset] = None
         self.info: Optional[ModelInfo] = None
         self._evaluator: Optional[Evaluator] = None
+        self._head_scores: Optional[HeadScores] = None
 
     @staticmethod
     def available_models() -> tuple[ZooEntry, ...]:
@@ -120,11 +133,21 @@ class Session:
         self._cache.clear()
         self.adapter, self.dataset = adapter, dataset
         self._evaluator = Evaluator(adapter, dataset, self._cache)
+        self._head_scores = None
         self.info = ModelInfo(name, entry.title, layers, dataset.class_names,
                               dataset.name, len(dataset), entry.default_layer,
                               adapter.input_shape, sum(i.n_params for i in layers),
-                              dataset.display, dataset.labels)
+                              dataset.display, dataset.labels, dataset.kind,
+                              self._texts(dataset))
         return self.info
+
+    @staticmethod
+    def _texts(dataset: Dataset) -> tuple[str, ...]:
+        if dataset.kind != "tokens":
+            return ()
+        names = dataset.class_names
+        return tuple("".join(names[t] for t in row if len(names[t]) == 1 and names[t].isalpha())
+                     for row in dataset.inputs[:EXAMPLE_TEXTS])
 
     def _require(self) -> tuple[ModelAdapter, Dataset, Evaluator]:
         if self.adapter is None or self.dataset is None or self._evaluator is None:
@@ -137,8 +160,31 @@ class Session:
         if not 0 <= index < len(dataset):
             raise InputError(f"Example {index} does not exist; the dataset has "
                              f"{len(dataset)} examples (0–{len(dataset) - 1}).")
+        if dataset.kind == "tokens":
+            length = self._length(dataset.inputs[index])
+            return Sample(index, None, None, dataset.inputs[index][:length],
+                          dataset.labels[index][:length])
         return Sample(index, int(dataset.labels[index]), dataset.display[index],
                       dataset.inputs[index])
+
+    def _length(self, tokens: np.ndarray) -> int:
+        """Real (non-padding) length of a token row."""
+        from core.zoo.induction import PAD
+
+        return int((np.asarray(tokens) != PAD).sum())
+
+    def encode_text(self, text: str, token: Optional[CancelToken] = None) -> np.ndarray:
+        """Typed letters -> token ids (T,) int64 for the open token model (InputError)."""
+        from core.zoo import induction
+
+        if self.info is None or self.info.kind != "tokens":
+            raise InputError("The open model does not read text.")
+        try:
+            ids = induction.encode(text)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        ids.setflags(write=False)
+        return ids
 
     def load_image(self, path: str | Path,
                    token: Optional[CancelToken] = None) -> ConvertedImage:
@@ -168,10 +214,7 @@ class Session:
         adapter, _, evaluator = self._require()
         ablations = tuple(ablations)
         self._check_ablations(ablations)
-        x = np.asarray(model_input, dtype=np.float32)
-        if x.shape != adapter.input_shape:
-            raise InputError(f"The input has shape {x.shape}; {adapter.name} expects "
-                             f"{adapter.input_shape}.")
+        x = self._checked_input(adapter, model_input)
         means = evaluator.means(sorted({a.site for a in ablations if a.mode == "mean"}),
                                 token)
         result = adapter.run(x[None], capture=tuple(sites), ablations=ablations, means=means,
@@ -182,6 +225,47 @@ class Session:
                                 _frozen(_softmax(base[0])), names)
         acts = {site: _frozen(arr[0]) for site, arr in result.activations.items()}
         return Capture(acts, prediction, ablations, result.report)
+
+    def _checked_input(self, adapter: ModelAdapter, model_input: np.ndarray) -> np.ndarray:
+        if self.info is not None and self.info.kind == "tokens":
+            x = np.asarray(model_input, dtype=np.int64)
+            vocab = len(self.info.class_names)
+            if x.ndim != 1 or not 1 <= len(x) <= adapter.input_shape[0]:
+                raise InputError(f"A sequence of 1 to {adapter.input_shape[0]} tokens is "
+                                 f"needed; got shape {x.shape}.")
+            if x.min() < 0 or x.max() >= vocab:
+                raise InputError(f"Token ids must lie in 0..{vocab - 1}.")
+            return x
+        x = np.asarray(model_input, dtype=np.float32)
+        if x.shape != adapter.input_shape:
+            raise InputError(f"The input has shape {x.shape}; {adapter.name} expects "
+                             f"{adapter.input_shape}.")
+        return x
+
+    def head_scores(self, token: Optional[CancelToken] = None) -> HeadScores:
+        """Previous-token, induction and first-token scores of every head, over the
+        evaluation set (cached per model)."""
+        adapter, dataset, evaluator = self._require()
+        if self._head_scores is None:
+            sites = tuple(dict.fromkeys(i.pattern_site for i in adapter.layers()
+                                        if i.pattern_site))
+            patterns = {s: evaluator.site_output(s, token) for s in sites}
+            valid = np.ones(dataset.inputs.shape[:2], bool)
+            if dataset.kind == "tokens":
+                from core.zoo.induction import PAD
+
+                valid = dataset.inputs != PAD
+            self._head_scores = head_scores(patterns, dataset.inputs, valid)
+        return self._head_scores
+
+    def head_importance(self, mode: str = "zero",
+                        token: Optional[CancelToken] = None) -> tuple[Sweep, ...]:
+        """Each head of every attention layer ablated alone (batched per layer)."""
+        adapter, _, evaluator = self._require()
+        sites = tuple(dict.fromkeys(i.heads_site for i in adapter.layers() if i.heads_site))
+        layers = {i.name: i for i in adapter.layers()}
+        return tuple(evaluator.sweep(site, range(layers[site].n_units), mode, token)
+                     for site in sites)
 
     def evaluate(self, ablations: Sequence[Ablation] = (),
                  token: Optional[CancelToken] = None) -> EvalResult:

@@ -33,7 +33,6 @@ class AccuracyPanel(QWidget):
         self.plot.setMouseEnabled(False, False)
         self.plot.setYRange(0, 1, padding=0.02)
         self.plot.setLabel("left", "accuracy")
-        self.plot.setLabel("bottom", "class")
         self.plot.setMinimumHeight(160)
         self.base = pg.BarGraphItem(x=[], height=[], width=0.38, brush="#888888", name="baseline")
         self.now = pg.BarGraphItem(x=[], height=[], width=0.38, brush="#4c9be8", name="now")
@@ -53,21 +52,23 @@ class AccuracyPanel(QWidget):
             f"Accuracy {100 * result.baseline_accuracy:.1f}% → {100 * result.accuracy:.1f}% "
             f"({delta:+.1f} points)" if result.ablations else
             f"Accuracy {100 * result.accuracy:.1f}% (baseline, nothing switched off)")
-        how = f" · re-ran from {result.resumed_from} on" if result.resumed_from else ""
+        how = f" · re-ran after {result.resumed_from}" if result.resumed_from else ""
         self.detail.setText(
-            f"{result.n} held-out examples · loss {result.baseline_loss:.3f} → "
-            f"{result.loss:.3f}{how}\nPer class: grey = intact model, blue = now, "
-            "red = dropped.")
+            f"{result.n} held-out answers · loss {result.baseline_loss:.3f} → "
+            f"{result.loss:.3f}{how}\nPer {result.group_label}: grey = intact model, "
+            "blue = now, red = dropped.")
         self.warning.setText("No effect: " + "; ".join(result.unchanged) +
                              " — the unit was already at that value on every input."
                              if result.unchanged else "")
-        x = np.arange(len(result.class_names))
-        self.base.setOpts(x=x - 0.2, height=np.nan_to_num(result.baseline_per_class), width=0.38)
+        x = np.arange(len(result.group_names))
+        self.base.setOpts(x=x - 0.2, height=np.nan_to_num(result.baseline_per_group),
+                          width=0.38)
         colours = ["#e0443e" if n < b - 1e-9 else "#4c9be8"
-                   for n, b in zip(result.per_class, result.baseline_per_class)]
-        self.now.setOpts(x=x + 0.2, height=np.nan_to_num(result.per_class), width=0.38,
+                   for n, b in zip(result.per_group, result.baseline_per_group)]
+        self.now.setOpts(x=x + 0.2, height=np.nan_to_num(result.per_group), width=0.38,
                          brushes=colours)
-        self.plot.getAxis("bottom").setTicks([list(zip(x, result.class_names))])
+        self.plot.getAxis("bottom").setTicks([list(zip(x, result.group_names))])
+        self.plot.setLabel("bottom", result.group_label)
         self.set_stale(False)
         self.updated.emit()
 

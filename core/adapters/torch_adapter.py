@@ -22,11 +22,16 @@ from core.model import HookReport, LayerInfo, RunResult
 log = logging.getLogger(__name__)
 
 
-def _tensor(arr: np.ndarray) -> torch.Tensor:
+def _tensor(arr: np.ndarray, dtype=np.float32) -> torch.Tensor:
     """Share memory with ``arr`` when torch may; copy read-only arrays, which the core
     hands out to protect its caches and which torch refuses to wrap silently."""
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    arr = np.ascontiguousarray(arr, dtype=dtype)
     return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
+def _unit_axis(shape: tuple[int, ...]) -> int:
+    """Features of a (tokens, F) sequence; the leading axis otherwise (see LayerInfo)."""
+    return 1 if len(shape) == 2 else 0
 
 
 class TorchAdapter:
@@ -38,16 +43,21 @@ class TorchAdapter:
     name : str
         Name shown to the user.
     input_shape : tuple of int
-        One example's input shape, e.g. ``(1, 16, 16)``.
+        One example's input shape, e.g. ``(1, 16, 16)``, or ``(T,)`` for token ids
+        (the longest sequence; shorter ones run too).
+    input_dtype : numpy dtype
+        ``float32`` for images, ``int64`` for token ids.
     """
 
-    def __init__(self, model: nn.Module, name: str, input_shape: tuple[int, ...]) -> None:
+    def __init__(self, model: nn.Module, name: str, input_shape: tuple[int, ...],
+                 input_dtype=np.float32) -> None:
         self.model = model.eval()
         self.name = name
         self.input_shape = tuple(input_shape)
+        self.input_dtype = np.dtype(input_dtype)
         self._clone = any(getattr(m, "inplace", False) for m in model.modules())
         self._layers = self._describe()
-        self._order = [info.name for info in self._layers]
+        self._axes = {info.name: info.unit_axis + 1 for info in self._layers}
         # Top-level children of a Sequential can be resumed from: the rest of the
         # forward pass is exactly the children that follow.
         self._resumable = (
@@ -58,38 +68,51 @@ class TorchAdapter:
         return self._layers
 
     def _describe(self) -> tuple[LayerInfo, ...]:
-        """Find every module's output shape with one hooked dummy forward."""
+        """Find every module's output shape with one hooked dummy forward (batch of 2,
+        so outputs without a batch axis, such as a position embedding, are skipped)."""
         shapes: dict[str, tuple[int, ...]] = {}
         handles = []
         named = [(n, m) for n, m in self.model.named_modules() if n]
         try:
             for name, module in named:
                 def hook(_m, _i, out, name=name):
-                    if isinstance(out, torch.Tensor):
+                    if isinstance(out, torch.Tensor) and out.dim() > 1 and out.shape[0] == 2:
                         shapes[name] = tuple(out.shape[1:])
                 handles.append(module.register_forward_hook(hook))
             with torch.inference_mode():
-                self.model(torch.zeros((1, *self.input_shape)))
+                self.model(_tensor(np.zeros((2, *self.input_shape)), self.input_dtype))
         finally:
             for h in handles:
                 h.remove()
-        infos = []
-        for name, module in named:
-            if name not in shapes:
-                continue
-            n_params = sum(p.numel() for p in module.parameters(recurse=False))
-            infos.append(LayerInfo(name, type(module).__name__, shapes[name], 0,
-                                   n_params, name.rpartition(".")[0]))
-        return tuple(infos)
+        modules = dict(named)
+        return tuple(self._info(name, modules, shapes[name]) for name, _ in named
+                     if name in shapes)
+
+    @staticmethod
+    def _info(name: str, modules: dict, shape: tuple[int, ...]) -> LayerInfo:
+        module = modules[name]
+        n_params = sum(p.numel() for p in module.parameters(recurse=False))
+        parent = name.rpartition(".")[0]
+        hint = getattr(module, "mechscope_view", "")
+        pattern = heads = ""
+        if hint == "attention":
+            # The attention module names its pattern and heads children; those
+            # children point at the same pair, so any of them opens the same view.
+            owner = name if hasattr(module, "mechscope_pattern") else parent
+            attn = modules.get(owner)
+            pattern = f"{owner}.{getattr(attn, 'mechscope_pattern', '')}"
+            heads = f"{owner}.{getattr(attn, 'mechscope_heads', '')}"
+        return LayerInfo(name, type(module).__name__, shape, _unit_axis(shape), n_params,
+                         parent, hint, pattern, heads)
 
     def run(self, inputs: np.ndarray, capture: Sequence[str] = (),
             ablations: Sequence[Ablation] = (), means: Optional[Mapping] = None,
             stop_after: Optional[str] = None,
             token: Optional[CancelToken] = None) -> RunResult:
         check(token)
-        x = _tensor(inputs)
+        x = _tensor(inputs, self.input_dtype)
         with torch.inference_mode(), torch_hooks.installed(
-            self.model, capture, ablations, means, stop_after, self._clone
+            self.model, capture, ablations, means, stop_after, self._clone, axes=self._axes
         ) as state:
             out = torch_hooks.forward(self.model, x)
         acts = {site: t.numpy() for site, t in state.captured.items()}
@@ -100,13 +123,22 @@ class TorchAdapter:
             raise RuntimeError(f"Hooks on {never} never fired during the forward pass.")
         return RunResult(None if out is None else out.numpy(), acts, report)
 
-    def can_resume_from(self, site: str) -> bool:
-        return site in self._resumable
+    def resume_point(self, site: str) -> Optional[str]:
+        if not self._resumable:
+            return None
+        top = site.split(".")[0]
+        if top not in self._resumable:
+            return None
+        if top == site:
+            return site
+        # A nested site: restart from the output of the child before its ancestor.
+        i = self._resumable.index(top)
+        return self._resumable[i - 1] if i > 0 else None
 
     def run_from(self, site: str, activation: np.ndarray,
                  ablations: Sequence[Ablation] = (),
                  means: Optional[Mapping] = None) -> RunResult:
-        if not self.can_resume_from(site):
+        if site not in self._resumable:
             raise ValueError(f"Cannot resume the forward pass from {site!r}.")
         children = dict(self.model.named_children())
         suffix = self._resumable[self._resumable.index(site) + 1:]
@@ -115,8 +147,49 @@ class TorchAdapter:
         state = torch_hooks.RunHooks(clone=False)
         with torch.inference_mode():
             x = _tensor(activation)
-            x = torch_hooks.apply_ablations(x, here, means or {}, state)
-            with torch_hooks.installed(self.model, (), later, means, None, False, state):
+            x = torch_hooks.apply_ablations(x, here, means or {}, state,
+                                            self._axes.get(site, 1))
+            with torch_hooks.installed(self.model, (), later, means, None, False, state,
+                                       axes=self._axes):
                 for name in suffix:
                     x = children[name](x)
         return RunResult(x.numpy(), {}, HookReport(dict(state.fired), state.unchanged()))
+
+    def run_sweep(self, site: str, units: Sequence[int], mode: str,
+                  means: Optional[Mapping], inputs: np.ndarray,
+                  resume: Optional[str] = None) -> np.ndarray:
+        """Ablate each of ``units`` of ``site`` alone, all in one batched pass.
+
+        ``inputs`` are the model inputs, or the cached output of ``resume`` when given.
+        Returns the outputs stacked per unit: (U, N, ...) float32.
+        """
+        n_u, n = len(units), len(inputs)
+        axis = self._axes.get(site, 1) + 1  # +1: the replica axis in front
+        module = self.model.get_submodule(site)
+
+        def hook(_m, _i, out: torch.Tensor) -> torch.Tensor:
+            out = out.view(n_u, n, *out.shape[1:])
+            keep = torch.ones(n_u, out.shape[axis], dtype=out.dtype)
+            keep[torch.arange(n_u), torch.tensor(list(units))] = 0
+            keep = keep.view(n_u, *([1] * (axis - 1)), -1, *([1] * (out.dim() - axis - 1)))
+            new = out * keep
+            if mode == "mean":
+                mean = torch_hooks.fit_mean((means or {})[site], out.shape[2:], out.dtype)
+                new = new + mean * (1 - keep)
+            return new.reshape(n_u * n, *out.shape[2:])
+
+        dtype = np.float32 if resume else self.input_dtype
+        x = _tensor(inputs, dtype)
+        x = x.repeat(n_u, *([1] * (x.dim() - 1)))
+        handle = module.register_forward_hook(hook)
+        try:
+            with torch.inference_mode():
+                if resume:
+                    children = dict(self.model.named_children())
+                    for name in self._resumable[self._resumable.index(resume) + 1:]:
+                        x = children[name](x)
+                else:
+                    x = self.model(x)
+        finally:
+            handle.remove()
+        return x.numpy().reshape(n_u, n, *x.shape[1:])

@@ -34,44 +34,51 @@ class RunHooks:
         return tuple(label for label, changed in self.changed.items() if not changed)
 
 
-def replace_units(abl: Ablation, out: torch.Tensor, means: Mapping) -> torch.Tensor:
-    """A new tensor with the ablated units replaced (never an in-place write)."""
-    units = torch.tensor(abl.units, dtype=torch.long)
-    if units.numel() and int(units.max()) >= out.shape[1]:
+def fit_mean(mean, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    """A dataset mean (computed at full length) cropped to ``shape`` (one example's
+    output, e.g. a shorter sequence's), with a leading batch axis."""
+    mean = torch.as_tensor(mean, dtype=dtype)
+    return mean[tuple(slice(0, n) for n in shape)].unsqueeze(0)
+
+
+def replace_units(abl: Ablation, out: torch.Tensor, means: Mapping, axis: int = 1) -> torch.Tensor:
+    """A new tensor with the ablated units (along ``axis``) replaced; never in place."""
+    n_units = out.shape[axis]
+    if abl.units and max(abl.units) >= n_units:
         raise AblationError(
-            f"{abl.site} has {out.shape[1]} units; unit {int(units.max())} does not exist."
+            f"{abl.site} has {n_units} units; unit {max(abl.units)} does not exist."
         )
-    keep = torch.ones(out.shape[1], dtype=out.dtype)
-    keep[units] = 0
-    keep = keep.view(1, -1, *([1] * (out.dim() - 2)))
+    keep = torch.ones(n_units, dtype=out.dtype)
+    keep[list(abl.units)] = 0
+    keep = keep.view(*([1] * axis), -1, *([1] * (out.dim() - axis - 1)))
     if abl.mode == "zero":
         return out * keep
     mean = means.get(abl.site)
     if mean is None:
         raise AblationError(f"No dataset mean is known for {abl.site}; cannot mean-ablate.")
-    return out * keep + torch.as_tensor(mean, dtype=out.dtype).unsqueeze(0) * (1 - keep)
+    return out * keep + fit_mean(mean, out.shape[1:], out.dtype) * (1 - keep)
 
 
 def apply_ablations(out: torch.Tensor, ablations: Sequence[Ablation], means: Mapping,
-                    state: "RunHooks") -> torch.Tensor:
+                    state: "RunHooks", axis: int = 1) -> torch.Tensor:
     """Apply ``ablations`` (all on one site) to ``out``, recording whether each changed
     anything (the self-check behind "unit 3 was already zero on these inputs")."""
     new = out
     for abl in ablations:
-        replaced = replace_units(abl, new, means)
-        idx = list(abl.units)
+        replaced = replace_units(abl, new, means, axis)
+        idx = torch.tensor(abl.units, dtype=torch.long)
         label = abl.label()
-        differs = not torch.equal(replaced[:, idx], new[:, idx])
+        differs = not torch.equal(replaced.index_select(axis, idx), new.index_select(axis, idx))
         state.changed[label] = state.changed.get(label, False) or differs
         new = replaced
     return new
 
 
 def _make_hook(site: str, state: RunHooks, capture: bool, ablations: Sequence[Ablation],
-               means: Mapping, stop: bool):
+               means: Mapping, stop: bool, axis: int):
     def hook(_module: nn.Module, _inputs, out: torch.Tensor):
         state.fired[site] = True
-        new = apply_ablations(out, ablations, means, state)
+        new = apply_ablations(out, ablations, means, state, axis)
         if capture:
             # Clone only when the model has in-place ops that could overwrite the
             # tensor later; otherwise the output is fresh memory nobody writes to.
@@ -86,7 +93,9 @@ def _make_hook(site: str, state: RunHooks, capture: bool, ablations: Sequence[Ab
 @contextmanager
 def installed(model: nn.Module, capture: Sequence[str], ablations: Sequence[Ablation],
               means: Optional[Mapping], stop_after: Optional[str],
-              clone: bool, state: Optional[RunHooks] = None) -> Iterator[RunHooks]:
+              clone: bool, state: Optional[RunHooks] = None,
+              axes: Optional[Mapping[str, int]] = None) -> Iterator[RunHooks]:
+    """``axes``: site -> unit axis of the batched output (default 1)."""
     """Install hooks on exactly the sites that need one; remove all of them on exit."""
     modules = dict(model.named_modules())
     by_site: dict[str, list[Ablation]] = {}
@@ -102,7 +111,7 @@ def installed(model: nn.Module, capture: Sequence[str], ablations: Sequence[Abla
         for site in sites:
             state.fired[site] = False
             hook = _make_hook(site, state, site in capture, by_site.get(site, ()),
-                              means or {}, site == stop_after)
+                              means or {}, site == stop_after, (axes or {}).get(site, 1))
             handles.append(modules[site].register_forward_hook(hook))
         yield state
     finally:

@@ -25,6 +25,10 @@ class ZooEntry:
         The layer shown first.
     trained_by : str
         The module that trains it, so every weight file can be reproduced.
+    builder : callable
+        Returns the untrained architecture (imports torch).
+    kind : {"image", "tokens"}
+        What the model reads.
     """
 
     name: str
@@ -35,12 +39,19 @@ class ZooEntry:
     default_layer: str
     trained_by: str
     builder: Callable[[], object]
+    kind: str = "image"
 
 
 def _digits_cnn():
     from core.zoo import digits_cnn
 
     return digits_cnn.build()
+
+
+def _induction_transformer():
+    from core.zoo import tiny_transformer
+
+    return tiny_transformer.build()
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -53,6 +64,17 @@ ZOO: dict[str, ZooEntry] = {
         default_layer="conv1",
         trained_by="core.zoo.train_digits_cnn",
         builder=_digits_cnn,
+    ),
+    "induction_transformer": ZooEntry(
+        name="induction_transformer",
+        title="Induction transformer (2 attention-only layers x 4 heads, letters)",
+        weights="induction_transformer.safetensors",
+        dataset="induction",
+        input_shape=(25,),
+        default_layer="block1.attn",
+        trained_by="core.zoo.train_induction",
+        builder=_induction_transformer,
+        kind="tokens",
     ),
 }
 

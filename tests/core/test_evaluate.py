@@ -12,7 +12,7 @@ def test_shipped_cnn_reaches_95_percent(session):
     result = session.evaluate()
     assert result.n == 359  # the held-out 20 %, never seen in training
     assert result.accuracy >= 0.95
-    assert result.per_class.shape == (10,)
+    assert result.per_group.shape == (10,)
     assert result.loss < 0.2
 
 
