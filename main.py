@@ -15,10 +15,11 @@ def _parser() -> argparse.ArgumentParser:
     from core.zoo import DEFAULT_MODEL, ZOO
 
     models = "\n".join(f"  {e.name:<14} {e.title}" for e in ZOO.values())
-    layers = "\n".join(f"  {e.name}: see the model tree; default {e.default_layer}"
-                       for e in ZOO.values())
-    epilog = (f"built-in models:\n{models}\n\nlayers of digits_cnn:\n  conv1 relu1 pool1 "
-              f"conv2 relu2 pool2 flatten fc1 relu3 fc2\n{layers}")
+    layers = "\n".join(f"  {e.name}: default {e.default_layer}" for e in ZOO.values())
+    epilog = (f"built-in models:\n{models}\n\nlayers:\n{layers}\n  digits_cnn: conv1 relu1 "
+              "pool1 conv2 relu2 pool2 flatten fc1 relu3 fc2\n  induction_transformer: "
+              "embed block0.attn block0.attn.pattern block1.attn ... unembed\n\n"
+              "--text LETTERS feeds typed letters to a token model instead of --input.")
     p = argparse.ArgumentParser(prog="mechscope", description=__doc__.splitlines()[0],
                                 epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(ZOO),
@@ -26,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="layer to show, e.g. conv2 or fc1")
     p.add_argument("--input", type=int, default=0, metavar="N",
                    help="index of the held-out example to feed (default: 0)")
+    p.add_argument("--text", metavar="LETTERS",
+                   help="letters to feed a token model, e.g. KQBXDKQBXD")
+    p.add_argument("--importance", action="store_true",
+                   help="with a transformer: measure head importance before the screenshot")
     p.add_argument("--ablate", action="append", default=[], metavar="SITE:UNITS",
                    help="switch units off, e.g. conv2:3,7 (repeatable)")
     p.add_argument("--mode", choices=("zero", "mean"), default="zero",
@@ -47,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         _parser().error(str(exc))
     return run(Options(args.model, args.layer, args.input, ablations, args.screenshot,
-                       args.smoke_test))
+                       args.smoke_test, args.text, args.importance))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ class Options:
     ablations: tuple[Ablation, ...] = ()
     screenshot: Optional[str] = None
     smoke_test: bool = False
+    text: Optional[str] = None
+    importance: bool = False
 
 
 def configure_pyqtgraph() -> None:
@@ -63,11 +65,23 @@ class Script(QObject):
         if self.stage == 1:
             if opts.layer:
                 self.window.model_tree.select(opts.layer)
-            wb.select_sample(opts.input_index)
+            if opts.text:
+                wb.open_text(opts.text)
+            else:
+                wb.select_sample(opts.input_index)
         elif self.stage == 2 and (opts.ablations or opts.smoke_test):
-            wb.set_ablations(opts.ablations or (Ablation(wb.layer, (0,)),))
+            wb.set_ablations(opts.ablations or (self._first_unit(),))
+        elif self.stage <= 3 and opts.importance and wb.info.kind == "tokens":
+            self.stage = 3
+            wb.measure_importance()
         else:
             self._finish()
+
+    def _first_unit(self) -> Ablation:
+        wb = self.window.workbench
+        info = wb.layer_info(wb.layer)
+        site = info.heads_site if info.view == "attention" else info.name
+        return Ablation(site, (0,))
 
     def _finish(self) -> None:
         window = self.window

@@ -7,8 +7,8 @@ from typing import Optional
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QSplitter, QStackedWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QSplitter,
+                               QStackedWidget, QToolBar, QVBoxLayout, QWidget)
 
 from core.session import Session
 from gui.ablation_panel import AblationPanel
@@ -17,9 +17,10 @@ from gui.input_panel import InputPanel
 from gui.message_bar import MessageBar
 from gui.model_tree import ModelTreePanel
 from gui.status_panel import StatusPanel
-from gui.views.channel_grid import ChannelGridView
-from gui.views.neuron_view import NeuronView
+from gui.token_input_panel import TokenInputPanel
+from gui.view_stack import ViewStack
 from gui.views.prediction_view import PredictionView
+from gui.views.token_prediction_view import TokenPredictionView
 from gui.workbench import Workbench
 from gui.worker import Worker
 
@@ -33,26 +34,28 @@ class MainWindow(QMainWindow):
         self.resize(1440, 900)
         self.worker = worker or Worker(self)
         self.workbench = Workbench(session, self.worker, self)
-        self._build()
+        self._build(session)
         self._wire()
 
-    def _build(self) -> None:
+    def _build(self, session: Session) -> None:
         self.model_tree = ModelTreePanel()
         self.input_panel = InputPanel()
+        self.token_panel = TokenInputPanel()
         self.prediction = PredictionView()
-        self.channel_grid = ChannelGridView()
-        self.neuron_view = NeuronView()
+        self.token_prediction = TokenPredictionView()
+        self.views = ViewStack()
+        self.channel_grid = self.views.channel_grid
+        self.neuron_view = self.views.neuron_view
+        self.attention_view = self.views.attention_view
         self.accuracy_panel = AccuracyPanel()
         self.ablation_panel = AblationPanel()
         self.message_bar = MessageBar()
         self.status_panel = StatusPanel()
-        self.views = QStackedWidget()
-        self.views.addWidget(self._placeholder())
-        self.views.addWidget(self.channel_grid)
-        self.views.addWidget(self.neuron_view)
+        self.inputs = self._stack(self.input_panel, self.token_panel)
+        self.predictions = self._stack(self.prediction, self.token_prediction)
         top = QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(self.input_panel)
-        top.addWidget(self.prediction)
+        top.addWidget(self.inputs)
+        top.addWidget(self.predictions)
         top.setSizes([560, 300])
         centre = QSplitter(Qt.Orientation.Vertical)
         centre.addWidget(top)
@@ -71,6 +74,22 @@ class MainWindow(QMainWindow):
         right.addWidget(self.ablation_panel)
         self._dock("Ablation and accuracy", right, Qt.DockWidgetArea.RightDockWidgetArea, 330)
         self.statusBar().addPermanentWidget(self.status_panel, 1)
+        self.model_box = QComboBox()
+        for entry in session.available_models():
+            self.model_box.addItem(entry.title, entry.name)
+        bar = QToolBar("Model")
+        bar.setObjectName("model-toolbar")
+        bar.setMovable(False)
+        bar.addWidget(QLabel(" Model: "))
+        bar.addWidget(self.model_box)
+        self.addToolBar(bar)
+
+    @staticmethod
+    def _stack(*widgets: QWidget) -> QStackedWidget:
+        stack = QStackedWidget()
+        for widget in widgets:
+            stack.addWidget(widget)
+        return stack
 
     def _dock(self, title: str, widget: QWidget, area, width: int) -> None:
         dock = QDockWidget(title, self)
@@ -81,21 +100,20 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         self.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
 
-    @staticmethod
-    def _placeholder() -> QLabel:
-        label = QLabel("Click a layer in the model tree to see what its units do.")
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        return label
-
     def _wire(self) -> None:
         wb, worker = self.workbench, self.worker
         self.model_tree.layer_selected.connect(wb.select_layer)
         self.input_panel.sample_requested.connect(wb.select_sample)
         self.input_panel.image_file_chosen.connect(wb.open_image)
-        for source in (self.channel_grid, self.neuron_view, self.ablation_panel):
-            source.unit_toggled.connect(wb.toggle_unit)
+        self.token_panel.sample_requested.connect(wb.select_sample)
+        self.token_panel.text_submitted.connect(wb.open_text)
+        self.views.unit_toggled.connect(wb.toggle_unit)
+        self.ablation_panel.unit_toggled.connect(wb.toggle_unit)
         self.ablation_panel.mode_changed.connect(wb.set_mode)
         self.ablation_panel.reset_requested.connect(wb.reset_ablations)
+        self.attention_view.importance_requested.connect(wb.measure_importance)
+        self.attention_view.layer_requested.connect(self.model_tree.select)
+        self.model_box.activated.connect(self._on_model_chosen)
         self.status_panel.cancel_requested.connect(self._on_cancel_requested)
         worker.progress.connect(self.status_panel.show_progress)
         worker.busy_changed.connect(self.status_panel.set_busy)
@@ -103,18 +121,27 @@ class MainWindow(QMainWindow):
         wb.capture_ready.connect(self._on_capture_ready)
         wb.sample_ready.connect(self._on_sample_ready)
         wb.image_ready.connect(self.input_panel.show_image)
-        wb.image_ready.connect(self._on_image_ready)
+        wb.image_ready.connect(self._on_input_ok)
         wb.evaluation_ready.connect(self.accuracy_panel.show_result)
         wb.evaluation_cancelled.connect(self.accuracy_panel.show_cancelled)
         wb.ablations_changed.connect(self.ablation_panel.show_ablations)
+        wb.scores_ready.connect(self.attention_view.set_scores)
+        wb.importance_ready.connect(self._on_importance_ready)
         wb.error.connect(self.show_error)
         wb.stale.connect(self._on_stale)
 
     @Slot(object)
     def _on_model_opened(self, info) -> None:
         self.setWindowTitle(f"Mechscope — {info.title}")
+        self.model_box.setCurrentIndex(self.model_box.findData(info.name))
         self.model_tree.show_model(info.name, info.title, info.layers, info.n_params)
-        self.input_panel.show_examples(info.examples, info.example_labels)
+        tokens = info.kind == "tokens"
+        self.inputs.setCurrentWidget(self.token_panel if tokens else self.input_panel)
+        self.predictions.setCurrentWidget(self.token_prediction if tokens else self.prediction)
+        if tokens:
+            self.token_panel.show_examples(info.example_texts)
+        else:
+            self.input_panel.show_examples(info.examples, info.example_labels)
         self.model_tree.select(self.workbench.layer)
         self.status_panel.info.setText(
             f"{info.name} ready · {info.n_params:,} parameters · evaluating on "
@@ -124,31 +151,47 @@ class MainWindow(QMainWindow):
     def _on_capture_ready(self, capture, current) -> None:
         wb = self.workbench
         info = wb.layer_info(wb.layer)
-        acts = capture.activations.get(wb.layer)
-        if info is None or acts is None:
+        if info is None or wb.info is None:
             return
-        off = frozenset(u for a in capture.ablations if a.site == wb.layer for u in a.units)
-        if info.view == "channels":
-            self.channel_grid.show_channels(info.name, acts, off)
-            self.views.setCurrentWidget(self.channel_grid)
-        else:
-            last = wb.info.layers[-1].name == info.name
-            self.neuron_view.show_neurons(info.name, acts, off,
-                                          wb.info.class_names if last else ())
-            self.views.setCurrentWidget(self.neuron_view)
-        if self.ablation_panel.layer != info:
-            self.ablation_panel.show_layer(info, wb.ablations)
+        vocab = wb.info.class_names
+        ids = current.model_input if current is not None and wb.info.kind == "tokens" else ()
+        tokens = [vocab[int(t)] for t in ids]
+        if not self.views.show_capture(wb.info, info, capture, tokens):
+            return
+        target = wb.layer_info(info.heads_site) if info.view == "attention" else info
+        if self.ablation_panel.layer != target:
+            self.ablation_panel.show_layer(target, wb.ablations)
         p = capture.prediction
-        self.prediction.show_prediction(p.probs, p.baseline_probs, p.class_names,
-                                        current.label if current else None)
+        if wb.info.kind == "tokens":
+            self.token_panel.show_tokens(tokens, current.description)
+            self.token_prediction.show_prediction(ids, p.probs, p.baseline_probs, vocab)
+            self.message_bar.hide()
+        else:
+            self.prediction.show_prediction(p.probs, p.baseline_probs, p.class_names,
+                                            current.label if current else None)
 
     @Slot(object)
     def _on_sample_ready(self, sample) -> None:
-        self.input_panel.show_sample(sample.index, sample.label, sample.display,
-                                     sample.model_input)
+        if sample.display is not None:
+            self.input_panel.show_sample(sample.index, sample.label, sample.display,
+                                         sample.model_input)
+        else:
+            self.token_panel.select_example(sample.index)
 
     @Slot(object)
-    def _on_image_ready(self, _converted) -> None:
+    def _on_importance_ready(self, sweeps) -> None:
+        if sweeps:
+            self.attention_view.set_importance(sweeps[0].baseline_accuracy, sweeps)
+
+    @Slot(int)
+    def _on_model_chosen(self, index: int) -> None:
+        name = self.model_box.itemData(index)
+        if self.workbench.info is None or name != self.workbench.info.name:
+            self.model_tree.show_placeholder(f"loading {name}…")
+            self.workbench.open_model(name)
+
+    @Slot()
+    def _on_input_ok(self, *_args) -> None:
         self.message_bar.hide()
 
     @Slot(str, bool)
@@ -156,8 +199,7 @@ class MainWindow(QMainWindow):
         if what == "accuracy":
             self.accuracy_panel.set_stale(stale)
         else:
-            self.channel_grid.set_stale(stale)
-            self.neuron_view.set_stale(stale)
+            self.views.set_stale(stale)
 
     @Slot()
     def _on_cancel_requested(self) -> None:

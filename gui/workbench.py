@@ -32,9 +32,9 @@ class CurrentInput:
     description: str
 
 
-def _sample_and_capture(session: Session, index: int, site: str, ablations, token=None):
+def _sample_and_capture(session: Session, index: int, sites, ablations, token=None):
     sample = session.sample(index)
-    return sample, session.capture(sample.model_input, (site,), ablations, token=token)
+    return sample, session.capture(sample.model_input, sites, ablations, token=token)
 
 
 class Workbench(QObject):
@@ -46,6 +46,9 @@ class Workbench(QObject):
     image_ready = Signal(object)          # core.images.ConvertedImage
     evaluation_ready = Signal(object)     # EvalResult
     evaluation_cancelled = Signal()
+    tokens_ready = Signal(object, str)     # token ids (T,), description
+    scores_ready = Signal(object)          # core.attention.HeadScores
+    importance_ready = Signal(object)      # tuple of core.evaluate.Sweep
     ablations_changed = Signal(tuple)
     error = Signal(str)
     stale = Signal(str, bool)             # ("view" | "accuracy", stale?)
@@ -55,6 +58,7 @@ class Workbench(QObject):
         self.session = session
         self.worker = worker
         self.info: Optional[ModelInfo] = None
+        self._typed = ""
         self.layer = ""
         self.sample_index = 0
         self.input: Optional[CurrentInput] = None
@@ -87,6 +91,15 @@ class Workbench(QObject):
     def open_image(self, path: str) -> None:
         self.worker.submit("image", self.session.load_image, path)
 
+    @Slot(str)
+    def open_text(self, text: str) -> None:
+        self._typed = text
+        self.worker.submit("text", self.session.encode_text, text)
+
+    @Slot()
+    def measure_importance(self) -> None:
+        self.worker.submit("importance", self.session.head_importance, self.mode)
+
     @Slot(str, int)
     def toggle_unit(self, site: str, unit: int) -> None:
         self._set_ablations(ablation.toggle(self.ablations, site, unit, self.mode))
@@ -114,16 +127,23 @@ class Workbench(QObject):
         self._refresh_view()
         self._evaluate()
 
+    def _sites(self) -> tuple[str, ...]:
+        """What to capture for the selected layer: attention shows its pattern."""
+        info = self.layer_info(self.layer)
+        if info is None:
+            return ()
+        return (info.pattern_site,) if info.view == "attention" else (info.name,)
+
     def _refresh_view(self) -> None:
         if self.info is None or not self.layer:
             return
         self.stale.emit("view", True)
         if self.input is None:
             self.worker.submit("view", _sample_and_capture, self.session, self.sample_index,
-                               self.layer, self.ablations)
+                               self._sites(), self.ablations)
         else:
             self.worker.submit("view", self.session.capture, self.input.model_input,
-                               (self.layer,), self.ablations)
+                               self._sites(), self.ablations)
 
     def _evaluate(self) -> None:
         self.stale.emit("accuracy", True)
@@ -139,21 +159,31 @@ class Workbench(QObject):
             self.input = CurrentInput(result.model_input, None, result.path)
             self.image_ready.emit(result)
             self._refresh_view()
+        elif key == "text":
+            self.input = CurrentInput(result, None, f"typed “{self._typed}”")
+            self._refresh_view()
         elif key == "accuracy":
             self.evaluation_ready.emit(result)
+        elif key == "scores":
+            self.scores_ready.emit(result)
+        elif key == "importance":
+            self.importance_ready.emit(result)
 
     def _on_model(self, info: ModelInfo) -> None:
+        changed = self.info is not None and self.info.name != info.name
         self.info = info
         self.ablations = ()
         self.input = None
         names = [layer.name for layer in info.layers]
-        if self.layer not in names:
+        if changed or self.layer not in names:
             self.layer = info.default_layer
         self.sample_index = min(self.sample_index, info.dataset_size - 1)
         self.model_opened.emit(info)
         self.ablations_changed.emit(())
         self._refresh_view()
         self._evaluate()
+        if info.kind == "tokens":
+            self.worker.submit("scores", self.session.head_scores)
 
     def _on_view(self, result) -> None:
         if isinstance(result, tuple):

@@ -52,6 +52,8 @@ class ValueImageItem(pg.ImageItem):
         super().__init__(axisOrder="row-major")
         self.unit = unit
         self.values = np.zeros((1, 1), np.float32)
+        #: (row, col) of the last click, for views that need the pixel, not the tile.
+        self.last_click: tuple[int, int] = (0, 0)
         self._on_click = on_click
         self._on_hover = on_hover
         self.setAcceptHoverEvents(True)
@@ -59,6 +61,7 @@ class ValueImageItem(pg.ImageItem):
     def mouseClickEvent(self, ev) -> None:  # noqa: N802 (Qt override)
         if ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
+            self.last_click = (int(ev.pos().y()), int(ev.pos().x()))
             self._on_click(self.unit, ev.modifiers())
 
     def hoverEvent(self, ev) -> None:  # noqa: N802 (Qt override)

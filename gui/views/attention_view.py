@@ -1,0 +1,270 @@
+"""AttentionView: every head's attention pattern for one layer, an enlarged head with
+token labels, per-head scores for all layers, and the head-importance chart."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSplitter,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from core.attention import HeadScores
+from gui.views.channel_grid import OFF_PEN, PLAIN_PEN, SELECTED_PEN, TOGGLE_MODIFIERS
+from gui.views.imaging import ValueImageItem
+
+CMAP = "inferno"
+SCORE_COLUMNS = ("head", "prev. token", "induction", "first token", "acc. if off")
+
+
+def layer_of(site: str) -> str:
+    """``block1.attn.pattern`` -> ``block1.attn`` (what the tree calls the layer)."""
+    return site.rpartition(".")[0]
+
+
+class AttentionView(QWidget):
+    """Owns the head grid, the enlarged head, the score table and the importance chart."""
+
+    head_toggled = Signal(str, int)        # heads site, head
+    layer_requested = Signal(str)          # attention layer name, from the score table
+    importance_requested = Signal()
+    drawn = Signal(str)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.site = ""            # pattern site shown
+        self.heads_site = ""
+        self.patterns = np.zeros((0, 1, 1), np.float32)
+        self.tokens: list[str] = []
+        self.ablated: frozenset[int] = frozenset()
+        self.selected = 0
+        self.scores: Optional[HeadScores] = None
+        self.importance: dict[str, np.ndarray] = {}
+        self.tiles: list[ValueImageItem] = []
+        self._frames: list = []
+        self._titles: list[pg.TextItem] = []
+        self._boxes: list[pg.ViewBox] = []
+        self._cols = 1
+        self._lut = pg.colormap.get(CMAP).getLookupTable(nPts=256)
+        self._build()
+
+    def _build(self) -> None:
+        self.title = QLabel("")
+        self.title.setStyleSheet("font-weight: bold;")
+        self.grid = pg.GraphicsLayoutWidget()
+        self.detail = pg.PlotWidget()
+        self.detail.invertY(True)
+        self.detail.setAspectLocked(True)
+        self.detail.setMenuEnabled(False)
+        self.detail.setLabel("left", "query (attending from)")
+        self.detail.setLabel("bottom", "key (attending to)")
+        self.detail_image = ValueImageItem(0, lambda *_: None, self._on_detail_hover)
+        self.detail.addItem(self.detail_image)
+        bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(CMAP), interactive=False,
+                              width=12, label="attention weight")
+        bar.setImageItem(self.detail_image, insert_in=self.detail.getPlotItem())
+        self.table = QTableWidget(0, len(SCORE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(SCORE_COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.importance_button = QPushButton("Measure head importance")
+        self.importance_button.setToolTip("Switch each head off in turn (all in one batched "
+                                          "pass) and chart the accuracy that remains")
+        self.importance_plot = pg.PlotWidget()
+        self.importance_plot.setMenuEnabled(False)
+        self.importance_plot.setMouseEnabled(False, False)
+        self.importance_plot.setLabel("left", "accuracy drop (points)")
+        self.importance_plot.setMinimumHeight(140)
+        self.importance_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#e0443e")
+        self.importance_plot.addItem(self.importance_bars)
+        scores = QWidget()
+        scores_layout = QVBoxLayout(scores)
+        scores_layout.setContentsMargins(0, 0, 0, 0)
+        scores_layout.addWidget(QLabel("Every head, scored over the evaluation set "
+                                       "(click a row to jump):"))
+        scores_layout.addWidget(self.table, 1)
+        chart = QWidget()
+        chart_layout = QVBoxLayout(chart)
+        chart_layout.setContentsMargins(0, 0, 0, 0)
+        chart_layout.addWidget(self.importance_button)
+        chart_layout.addWidget(self.importance_plot, 1)
+        side = QSplitter()
+        side.addWidget(scores)
+        side.addWidget(chart)
+        side.setSizes([380, 460])
+        top = QSplitter()
+        top.addWidget(self.grid)
+        top.addWidget(self.detail)
+        top.setSizes([420, 420])
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(top)
+        body.addWidget(side)
+        body.setSizes([430, 300])
+        self.hover = QLabel("Click a head to enlarge it · Ctrl+click (or Shift+click) to "
+                            "switch a head off")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        head = QHBoxLayout()
+        head.addWidget(self.title, 1)
+        layout.addLayout(head)
+        layout.addWidget(body, 1)
+        layout.addWidget(self.hover)
+        self.table.cellClicked.connect(self._on_table_clicked)
+        self.importance_button.clicked.connect(self.importance_requested)
+
+    # --- drawing ------------------------------------------------------------------------
+    def show_patterns(self, site: str, heads_site: str, patterns: np.ndarray,
+                      tokens: Sequence[str], ablated: frozenset[int]) -> None:
+        """Draw ``patterns`` (H, T, T) of pattern ``site``; ``tokens`` label both axes."""
+        if site != self.site or len(self.tiles) != patterns.shape[0]:
+            self._rebuild(patterns.shape[0])
+            self.selected = min(self.selected, patterns.shape[0] - 1)
+        self.site, self.heads_site = site, heads_site
+        self.patterns = np.ascontiguousarray(patterns, dtype=np.float32)
+        self.tokens, self.ablated = list(tokens), frozenset(ablated)
+        t = self.patterns.shape[-1]
+        for h, tile in enumerate(self.tiles):
+            tile.values = self.patterns[h]
+            tile.setImage(self.patterns[h], levels=(0, 1), lut=self._lut)
+            self._frames[h].setRect(0, 0, t, t)
+        for box in self._boxes:
+            box.setRange(xRange=(0, t), yRange=(0, t), padding=0.03)
+        self.title.setText(f"{layer_of(site)} — {len(self.tiles)} heads on {t} tokens · "
+                           "rows: query, columns: key")
+        self._mark()
+        self._show_detail()
+        self._fill_table()
+        self.drawn.emit(site)
+
+    def _rebuild(self, n: int) -> None:
+        self.grid.clear()
+        self.grid.ci.layout.setSpacing(3)
+        self._cols = max(1, math.ceil(math.sqrt(n)))
+        self.tiles, self._frames, self._titles, self._boxes = [], [], [], []
+        for h in range(n):
+            box = self.grid.addViewBox(row=h // self._cols, col=h % self._cols, lockAspect=True,
+                                       invertY=True, enableMouse=False, enableMenu=False)
+            tile = ValueImageItem(h, self._on_tile_clicked, self._hover_handler(h))
+            frame = pg.QtWidgets.QGraphicsRectItem()
+            frame.setZValue(10)
+            label = pg.TextItem(f"H{h}", color="#ddd", anchor=(0, 0), fill=(0, 0, 0, 160))
+            for item in (tile, frame, label):
+                box.addItem(item)
+            self.tiles.append(tile)
+            self._frames.append(frame)
+            self._titles.append(label)
+            self._boxes.append(box)
+
+    def _mark(self) -> None:
+        scores = self._layer_scores()
+        for h, frame in enumerate(self._frames):
+            off = h in self.ablated
+            frame.setPen(OFF_PEN if off else SELECTED_PEN if h == self.selected else PLAIN_PEN)
+            text = f"H{h}"
+            if scores is not None:
+                text += f" prev {scores[0][h]:.2f} · ind {scores[1][h]:.2f}"
+            self._titles[h].setText(text + (" · OFF" if off else ""))
+            self._titles[h].setColor("#ff6b63" if off else "#dddddd")
+
+    def _show_detail(self) -> None:
+        if not len(self.tiles):
+            return
+        h = self.selected
+        self.detail_image.values = self.patterns[h]
+        self.detail_image.setImage(self.patterns[h], levels=(0, 1), lut=self._lut)
+        ticks = [list(enumerate(self.tokens))]
+        for axis in ("left", "bottom"):
+            self.detail.getAxis(axis).setTicks(ticks)
+        self.detail.getViewBox().enableAutoRange(enable=True)
+        state = " (switched off)" if h in self.ablated else ""
+        self.detail.setTitle(f"{layer_of(self.site)} · head {h}{state}")
+
+    def _layer_scores(self):
+        if self.scores is None or self.site not in self.scores.sites:
+            return None
+        i = self.scores.sites.index(self.site)
+        return self.scores.previous_token[i], self.scores.induction[i], self.scores.first_token[i]
+
+    def set_scores(self, scores: HeadScores) -> None:
+        self.scores = scores
+        self._fill_table()
+        self._mark()
+
+    def set_importance(self, baseline: float, sweeps: Sequence) -> None:
+        """Chart the accuracy drop of each head (``sweeps``: core.evaluate.Sweep per layer)."""
+        drops, labels = [], []
+        for layer, sweep in enumerate(sweeps):
+            self.importance[sweep.site] = sweep.accuracy
+            for unit, acc in zip(sweep.units, sweep.accuracy):
+                drops.append(100 * (baseline - acc))
+                labels.append(f"L{layer}H{unit}")
+        x = np.arange(len(drops))
+        self.importance_bars.setOpts(x=x, height=np.array(drops), width=0.7)
+        self.importance_plot.getAxis("bottom").setTicks([list(zip(x, labels))])
+        self.importance_plot.setYRange(0, max(max(drops, default=0), 5), padding=0.05)
+        self._fill_table()
+        self.drawn.emit(self.site)
+
+    def _fill_table(self) -> None:
+        if self.scores is None:
+            return
+        rows = [(layer, h) for layer in range(len(self.scores.sites))
+                for h in range(self.scores.previous_token.shape[1])]
+        self.table.setRowCount(len(rows))
+        for r, (layer, h) in enumerate(rows):
+            site = self.scores.sites[layer]
+            heads = f"{layer_of(site)}.heads"
+            acc = self.importance.get(heads)
+            values = [f"L{layer}H{h}", f"{self.scores.previous_token[layer, h]:.2f}",
+                      f"{self.scores.induction[layer, h]:.2f}",
+                      f"{self.scores.first_token[layer, h]:.2f}",
+                      "–" if acc is None else f"{100 * acc[h]:.1f}%"]
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setData(Qt.ItemDataRole.UserRole, (layer_of(site), h))
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+
+    # --- interaction --------------------------------------------------------------------
+    def select_head(self, h: int) -> None:
+        self.selected = h
+        self._mark()
+        self._show_detail()
+
+    def _on_tile_clicked(self, h: int, modifiers) -> None:
+        if modifiers & TOGGLE_MODIFIERS:
+            self.head_toggled.emit(self.heads_site, h)
+        else:
+            self.select_head(h)
+
+    def _hover_handler(self, h: int):
+        def on_hover(where) -> None:
+            if where is not None:
+                self._say(h, *where)
+        return on_hover
+
+    def _on_detail_hover(self, where) -> None:
+        if where is not None:
+            self._say(self.selected, *where)
+
+    def _say(self, h: int, row: int, col: int, value: float) -> None:
+        q = self.tokens[row] if row < len(self.tokens) else "?"
+        k = self.tokens[col] if col < len(self.tokens) else "?"
+        self.hover.setText(f"{layer_of(self.site)} head {h}: query {row} '{q}' → key {col} "
+                           f"'{k}': weight {value:.3f}")
+
+    @Slot(int, int)
+    def _on_table_clicked(self, row: int, _col: int) -> None:
+        layer, h = self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)
+        self.selected = h
+        if layer != layer_of(self.site):
+            self.layer_requested.emit(layer)
+        else:
+            self.select_head(h)
+
+    def set_stale(self, stale: bool) -> None:
+        self.grid.setBackground("#2a2a3a" if stale else "k")

@@ -1,0 +1,82 @@
+"""SequenceView: a (tokens x features) activation as one heat map, tokens labelled."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from gui.views.channel_grid import TOGGLE_MODIFIERS
+from gui.views.imaging import DIVERGING, ValueImageItem, levels_for
+
+
+class SequenceView(QWidget):
+    """Owns the heat map of one sequence-shaped layer (embeddings, residual, logits)."""
+
+    unit_toggled = Signal(str, int)
+    drawn = Signal(str)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.site = ""
+        self.values = np.zeros((1, 1), np.float32)
+        self.tokens: list[str] = []
+        self.ablated: frozenset[int] = frozenset()
+        self.title = QLabel("")
+        self.title.setStyleSheet("font-weight: bold;")
+        self.plot = pg.PlotWidget()
+        self.plot.invertY(True)
+        self.plot.setMenuEnabled(False)
+        self.plot.setLabel("left", "token")
+        self.image = ValueImageItem(0, self._on_click, self._on_hover)
+        self.plot.addItem(self.image)
+        self.bar = pg.ColorBarItem(interactive=False, width=12, colorMap=pg.colormap.get(DIVERGING))
+        self.bar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
+        self.off = pg.ScatterPlotItem(symbol="s", size=6, pen=None, brush="#ff3b30")
+        self.plot.addItem(self.off)
+        self.hover = QLabel("Ctrl+click (or Shift+click) a column to switch that feature off")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.title)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.hover)
+
+    def show_sequence(self, site: str, values: np.ndarray, tokens: Sequence[str],
+                      ablated: frozenset[int], feature_names: Sequence[str] = ()) -> None:
+        """Draw ``values`` (T, F) float32; ``feature_names`` label columns if given."""
+        self.site, self.tokens, self.ablated = site, list(tokens), frozenset(ablated)
+        self.values = np.ascontiguousarray(values, dtype=np.float32)
+        self.image.values = self.values
+        levels = levels_for(self.values, DIVERGING)
+        self.image.setImage(self.values, levels=levels)
+        self.bar.setLevels(levels)
+        self.plot.getAxis("left").setTicks([list(enumerate(self.tokens))])
+        names = list(feature_names)
+        self.plot.getAxis("bottom").setTicks([list(enumerate(names))] if names else None)
+        self.plot.setLabel("bottom", "class" if names else "feature")
+        off = sorted(self.ablated)
+        self.off.setData(x=np.array(off) + 0.5, y=np.full(len(off), -0.6))
+        self.plot.getViewBox().enableAutoRange(enable=True)
+        t, f = self.values.shape
+        self.title.setText(f"{site} — {t} tokens × {f} features · {len(off)} switched off")
+        self.drawn.emit(site)
+
+    def set_stale(self, stale: bool) -> None:
+        self.plot.setBackground("#2a2a3a" if stale else "k")
+
+    def _on_click(self, _unit: int, modifiers) -> None:
+        col = self.image.last_click[1]
+        if modifiers & TOGGLE_MODIFIERS and 0 <= col < self.values.shape[1]:
+            self.unit_toggled.emit(self.site, col)
+
+    def _on_hover(self, where) -> None:
+        if where is None:
+            return
+        row, col, value = where
+        token = self.tokens[row] if row < len(self.tokens) else "?"
+        state = " (switched off)" if col in self.ablated else ""
+        self.hover.setText(f"{self.site} · token {row} '{token}' · feature {col}{state} · "
+                           f"value {value:.4g}")
