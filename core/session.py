@@ -212,6 +212,8 @@ class Session:
                 token: Optional[CancelToken] = None) -> Capture:
         """Activations of one input (C, H, W) at ``sites`` plus its prediction."""
         adapter, _, evaluator = self._require()
+        if isinstance(sites, str):  # one site given bare: not a sequence of letters
+            sites = (sites,)
         ablations = tuple(ablations)
         self._check_ablations(ablations)
         x = self._checked_input(adapter, model_input)

@@ -84,7 +84,7 @@ class Workbench(QObject):
         self.sample_index = index
         self.input = None
         self.stale.emit("view", True)
-        self.worker.submit("view", _sample_and_capture, self.session, index, self.layer,
+        self.worker.submit("view", _sample_and_capture, self.session, index, self._sites(),
                            self.ablations)
 
     @Slot(str)
