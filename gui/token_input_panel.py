@@ -58,6 +58,7 @@ class TokenInputPanel(QWidget):
 
     @Slot()
     def _on_submit(self) -> None:
+        self.select_example(-1)
         self.text_submitted.emit(self.edit.text())
 
     @Slot(int)
