@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="save a PNG of the whole window once drawn, then exit")
     p.add_argument("--smoke-test", action="store_true",
                    help="open the window, run one inference and one ablation, exit 0")
+    p.add_argument("--timing", action="store_true",
+                   help="print when the window first paints and when the model is ready, "
+                        "then exit (used by bench/bench_startup.py)")
     return p
 
 
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         _parser().error(str(exc))
     return run(Options(args.model, args.layer, args.input, ablations, args.screenshot,
-                       args.smoke_test, args.text, args.importance))
+                       args.smoke_test, args.text, args.importance, args.timing))
 
 
 if __name__ == "__main__":

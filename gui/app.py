@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtCore import QEvent, QObject, QTimer, Slot
 from PySide6.QtWidgets import QApplication
 
 from core.ablation import Ablation
@@ -32,6 +33,7 @@ class Options:
     smoke_test: bool = False
     text: Optional[str] = None
     importance: bool = False
+    timing: bool = False
 
 
 def configure_pyqtgraph() -> None:
@@ -111,6 +113,29 @@ class Script(QObject):
         self.window.close()
 
 
+class StartupTimer(QObject):
+    """Prints wall-clock stamps of the first paint and of "model ready", then quits
+    (``--timing``; bench/bench_startup.py subtracts its own launch time)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.painted = False
+        window.installEventFilter(self)
+        window.workbench.model_opened.connect(self._on_model_opened)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.Type.Paint and not self.painted:
+            self.painted = True
+            print(f"first-paint {time.time():.4f}", flush=True)
+        return False
+
+    @Slot(object)
+    def _on_model_opened(self, _info) -> None:
+        print(f"model-ready {time.time():.4f}", flush=True)
+        QTimer.singleShot(0, self.window.close)
+
+
 def run(options: Options) -> int:
     """Show the window, open the model on the worker, and run the event loop."""
     crash.setup_logging()
@@ -125,6 +150,7 @@ def run(options: Options) -> int:
     window.workbench.sample_index = options.input_index
     window.show()
     script = Script(window, options, app) if options.smoke_test or options.screenshot else None
+    timer = StartupTimer(window) if options.timing else None  # noqa: F841 (kept alive)
     # The window paints before torch is imported: the model opens on the worker.
     QTimer.singleShot(0, lambda: window.workbench.open_model(options.model))
     # Lets Ctrl-C in the terminal reach Python while Qt's loop runs.
