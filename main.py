@@ -22,11 +22,11 @@ def _parser() -> argparse.ArgumentParser:
               "--text LETTERS feeds typed letters to a token model instead of --input.")
     p = argparse.ArgumentParser(prog="mechscope", description=__doc__.splitlines()[0],
                                 epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(ZOO),
-                   help="built-in model to open (default: %(default)s)")
+    p.add_argument("--model", choices=sorted(ZOO),
+                   help=f"built-in model to open (default: the last one, else {DEFAULT_MODEL})")
     p.add_argument("--layer", help="layer to show, e.g. conv2 or fc1")
-    p.add_argument("--input", type=int, default=0, metavar="N",
-                   help="index of the held-out example to feed (default: 0)")
+    p.add_argument("--input", type=int, metavar="N",
+                   help="index of the held-out example to feed (default: the last one, else 0)")
     p.add_argument("--text", metavar="LETTERS",
                    help="letters to feed a token model, e.g. KQBXDKQBXD")
     p.add_argument("--importance", action="store_true",

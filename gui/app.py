@@ -11,13 +11,17 @@ from typing import Optional
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QTimer, Slot
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from core.ablation import Ablation
+from core.paths import resource_path
 from core.runtime import tune_allocator
 from core.session import Session
 from gui import crash
+from core.zoo import DEFAULT_MODEL, ZOO
 from gui.main_window import MainWindow
+from gui.settings import AppSettings
 
 log = logging.getLogger(__name__)
 SCRIPT_TIMEOUT_MS = 120_000
@@ -25,9 +29,9 @@ SCRIPT_TIMEOUT_MS = 120_000
 
 @dataclass(frozen=True)
 class Options:
-    model: str
+    model: Optional[str] = None
     layer: Optional[str] = None
-    input_index: int = 0
+    input_index: Optional[int] = None
     ablations: tuple[Ablation, ...] = ()
     screenshot: Optional[str] = None
     smoke_test: bool = False
@@ -70,7 +74,7 @@ class Script(QObject):
             if opts.text:
                 wb.open_text(opts.text)
             else:
-                wb.select_sample(opts.input_index)
+                wb.select_sample(opts.input_index or 0)
         elif self.stage == 2 and (opts.ablations or opts.smoke_test):
             wb.set_ablations(opts.ablations or (self._first_unit(),))
         elif self.stage <= 3 and opts.importance and wb.info.kind == "tokens":
@@ -136,6 +140,17 @@ class StartupTimer(QObject):
         QTimer.singleShot(0, self.window.close)
 
 
+def _start_state(options: Options, settings: Optional[AppSettings]) -> tuple[str, str, int]:
+    """Model, layer and input to open: the command line first, then the last session."""
+    last = settings.last_model if settings else None
+    model = options.model or (last if last in ZOO else None) or DEFAULT_MODEL
+    same = settings is not None and model == last
+    layer = options.layer or (settings.last_layer if same else None) or ""
+    index = options.input_index if options.input_index is not None else (
+        settings.last_input if same else 0)
+    return model, layer, index
+
+
 def run(options: Options) -> int:
     """Show the window, open the model on the worker, and run the event loop."""
     crash.setup_logging()
@@ -144,15 +159,20 @@ def run(options: Options) -> int:
     app = QApplication.instance() or QApplication([])
     app.setApplicationName("Mechscope")
     app.setOrganizationName("Mechscope")
-    window = MainWindow(Session())
-    crash.install_excepthook(window.show_error)
-    window.workbench.layer = options.layer or ""
-    window.workbench.sample_index = options.input_index
+    app.setWindowIcon(QIcon(str(resource_path("icons", "mechscope.png"))))
+    scripted = options.smoke_test or options.screenshot or options.timing
+    # Scripted runs are reproducible: they neither read nor write the user's settings.
+    settings = None if scripted else AppSettings()
+    window = MainWindow(Session(), settings=settings)
+    crash.install_excepthook(window.crash_dialog.report)
+    model, layer, index = _start_state(options, settings)
+    window.workbench.layer = layer
+    window.workbench.sample_index = index
     window.show()
     script = Script(window, options, app) if options.smoke_test or options.screenshot else None
     timer = StartupTimer(window) if options.timing else None  # noqa: F841 (kept alive)
     # The window paints before torch is imported: the model opens on the worker.
-    QTimer.singleShot(0, lambda: window.workbench.open_model(options.model))
+    QTimer.singleShot(0, lambda: window.workbench.open_model(model))
     # Lets Ctrl-C in the terminal reach Python while Qt's loop runs.
     signal.signal(signal.SIGINT, lambda *_: window.close())
     keepalive = QTimer()

@@ -76,7 +76,7 @@ class InputPanel(QWidget):
         layout.addLayout(row, 1)
         self.strip.currentRowChanged.connect(self._on_strip_row)
         self.index.valueChanged.connect(self._on_index)
-        self.open_button.clicked.connect(self._on_open_clicked)
+        self.open_button.clicked.connect(self.choose_file)
 
     def show_examples(self, images: np.ndarray, labels: np.ndarray) -> None:
         """Fill the strip with ``images`` (N, h, w) 0..1 and their ``labels`` (N,)."""
@@ -132,7 +132,7 @@ class InputPanel(QWidget):
         self.sample_requested.emit(value)
 
     @Slot()
-    def _on_open_clicked(self) -> None:
+    def choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open an image of a digit", "",
                                               IMAGE_FILTER)
         if path:

@@ -13,9 +13,12 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QSpl
 from core.session import Session
 from gui.ablation_panel import AblationPanel
 from gui.accuracy_panel import AccuracyPanel
+from gui.crash import CrashDialog
+from gui.file_menu import FileMenu
 from gui.input_panel import InputPanel
 from gui.message_bar import MessageBar
 from gui.model_tree import ModelTreePanel
+from gui.settings import AppSettings
 from gui.status_panel import StatusPanel
 from gui.token_input_panel import TokenInputPanel
 from gui.view_stack import ViewStack
@@ -28,14 +31,20 @@ from gui.worker import Worker
 class MainWindow(QMainWindow):
     """The workbench window."""
 
-    def __init__(self, session: Session, worker: Optional[Worker] = None) -> None:
+    def __init__(self, session: Session, worker: Optional[Worker] = None,
+                 settings: Optional[AppSettings] = None) -> None:
         super().__init__()
         self.setWindowTitle("Mechscope")
         self.resize(1440, 900)
+        self.settings = settings
         self.worker = worker or Worker(self)
         self.workbench = Workbench(session, self.worker, self)
+        self.crash_dialog = CrashDialog(self)
         self._build(session)
+        self.file_menu = FileMenu(self.menuBar(), settings.recent_files() if settings else [])
         self._wire()
+        if settings is not None:
+            self._restore(settings)
 
     def _build(self, session: Session) -> None:
         self.model_tree = ModelTreePanel()
@@ -114,6 +123,9 @@ class MainWindow(QMainWindow):
         self.attention_view.importance_requested.connect(wb.measure_importance)
         self.attention_view.layer_requested.connect(self.model_tree.select)
         self.model_box.activated.connect(self._on_model_chosen)
+        self.file_menu.open_requested.connect(self.input_panel.choose_file)
+        self.file_menu.file_chosen.connect(wb.open_image)
+        self.file_menu.quit_requested.connect(self.close)
         self.status_panel.cancel_requested.connect(self._on_cancel_requested)
         worker.progress.connect(self.status_panel.show_progress)
         worker.busy_changed.connect(self.status_panel.set_busy)
@@ -121,13 +133,14 @@ class MainWindow(QMainWindow):
         wb.capture_ready.connect(self._on_capture_ready)
         wb.sample_ready.connect(self._on_sample_ready)
         wb.image_ready.connect(self.input_panel.show_image)
-        wb.image_ready.connect(self._on_input_ok)
+        wb.image_ready.connect(self._on_image_ok)
         wb.evaluation_ready.connect(self.accuracy_panel.show_result)
         wb.evaluation_cancelled.connect(self.accuracy_panel.show_cancelled)
         wb.ablations_changed.connect(self.ablation_panel.show_ablations)
         wb.scores_ready.connect(self.attention_view.set_scores)
         wb.importance_ready.connect(self._on_importance_ready)
         wb.error.connect(self.show_error)
+        wb.crashed.connect(self.crash_dialog.report)
         wb.stale.connect(self._on_stale)
 
     @Slot(object)
@@ -143,6 +156,7 @@ class MainWindow(QMainWindow):
         else:
             self.input_panel.show_examples(info.examples, info.example_labels)
         self.model_tree.select(self.workbench.layer)
+        self.file_menu.open_action.setEnabled(not tokens)
         self.status_panel.info.setText(
             f"{info.name} ready · {info.n_params:,} parameters · evaluating on "
             f"{info.dataset_size} held-out {info.dataset_name} examples")
@@ -190,9 +204,11 @@ class MainWindow(QMainWindow):
             self.model_tree.show_placeholder(f"loading {name}…")
             self.workbench.open_model(name)
 
-    @Slot()
-    def _on_input_ok(self, *_args) -> None:
+    @Slot(object)
+    def _on_image_ok(self, converted) -> None:
         self.message_bar.hide()
+        if self.settings is not None:
+            self.file_menu.set_recent(self.settings.add_recent(converted.path))
 
     @Slot(str, bool)
     def _on_stale(self, what: str, stale: bool) -> None:
@@ -210,6 +226,17 @@ class MainWindow(QMainWindow):
     def show_error(self, text: str) -> None:
         self.message_bar.show_message(text, "error")
 
+    def _restore(self, settings: AppSettings) -> None:
+        if (geometry := settings.geometry()) is not None:
+            self.restoreGeometry(geometry)
+        if (state := settings.window_state()) is not None:
+            self.restoreState(state)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if self.settings is not None:
+            self.settings.save_window(self.saveGeometry(), self.saveState())
+            wb = self.workbench
+            if wb.info is not None:
+                self.settings.remember(wb.info.name, wb.layer, wb.sample_index)
         self.worker.shutdown()
         super().closeEvent(event)

@@ -18,7 +18,7 @@ from core import ablation
 from core.ablation import Ablation
 from core.errors import MechscopeError
 from core.session import ModelInfo, Session
-from gui.worker import Worker
+from gui.worker import UnexpectedError, Worker
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ class Workbench(QObject):
     scores_ready = Signal(object)          # core.attention.HeadScores
     importance_ready = Signal(object)      # tuple of core.evaluate.Sweep
     ablations_changed = Signal(tuple)
-    error = Signal(str)
+    error = Signal(str)                   # a user error: shown in the message bar
+    crashed = Signal(str)                 # a bug (UnexpectedError): shown in a dialog
     stale = Signal(str, bool)             # ("view" | "accuracy", stale?)
 
     def __init__(self, session: Session, worker: Worker, parent: QObject | None = None) -> None:
@@ -200,7 +201,10 @@ class Workbench(QObject):
     @Slot(str, object)
     def _on_failed(self, key: str, error: MechscopeError) -> None:
         self.stale.emit("accuracy" if key == "accuracy" else "view", False)
-        self.error.emit(str(error))
+        if isinstance(error, UnexpectedError):
+            self.crashed.emit(str(error))
+        else:
+            self.error.emit(str(error))
 
     @Slot(str)
     def _on_cancelled(self, key: str) -> None:

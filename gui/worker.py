@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from core.errors import Cancelled, MechscopeError
 from core.jobs import CancelToken
+from gui import crash
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.1  # ~10 Hz is smooth enough and never floods the event loop
@@ -115,9 +116,7 @@ class Worker(QObject):
             outcome = ("failed", exc)
         except Exception as exc:  # a bug: keep the app alive, log the traceback
             log.exception("unexpected error in background job %r", job.key)
-            outcome = ("failed", UnexpectedError(
-                f"Something went wrong inside Mechscope ({type(exc).__name__}: {exc}). "
-                "The details are in the log file; the window keeps working."))
+            outcome = ("failed", UnexpectedError(crash.polite(type(exc), exc)))
         self._done.emit(job, outcome[0], outcome[1])
 
     @Slot(object, str, object)

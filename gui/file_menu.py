@@ -1,0 +1,48 @@
+"""FileMenu: Open image, Recent images, Quit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenuBar
+
+
+class FileMenu(QObject):
+    """Owns the File menu; the window connects its signals."""
+
+    open_requested = Signal()
+    file_chosen = Signal(str)
+    quit_requested = Signal()
+
+    def __init__(self, bar: QMenuBar, recent: Sequence[str]) -> None:
+        super().__init__(bar)
+        self.menu = bar.addMenu("&File")
+        self.open_action = QAction("&Open image…", self)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.recent_menu = self.menu.addMenu("Recent images")
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.menu.insertAction(self.recent_menu.menuAction(), self.open_action)
+        self.menu.addSeparator()
+        self.menu.addAction(quit_action)
+        self.open_action.triggered.connect(self.open_requested)
+        quit_action.triggered.connect(self.quit_requested)
+        self.set_recent(recent)
+
+    def set_recent(self, files: Sequence[str]) -> None:
+        self.recent_menu.clear()
+        for path in files:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.setData(path)
+            action.triggered.connect(self._on_recent)
+        self.recent_menu.setEnabled(bool(files))
+
+    @Slot()
+    def _on_recent(self) -> None:
+        action = self.sender()
+        if isinstance(action, QAction):
+            self.file_chosen.emit(action.data())
