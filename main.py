@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 
 
@@ -39,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="save a PNG of the whole window once drawn, then exit")
     p.add_argument("--smoke-test", action="store_true",
                    help="open the window, run one inference and one ablation, exit 0")
+    p.add_argument("--in-process", action="store_true",
+                   help="run models in the window's process instead of a child process "
+                        "(slower start; for debugging)")
     p.add_argument("--timing", action="store_true",
                    help="print when the window first paints and when the model is ready, "
                         "then exit (used by bench/bench_startup.py)")
@@ -46,17 +50,29 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     from core import ablation
-    from gui.app import Options, run
 
     try:
         ablations = tuple(ablation.parse(text, args.mode) for text in args.ablate)
     except ValueError as exc:
-        _parser().error(str(exc))
-    return run(Options(args.model, args.layer, args.input, ablations, args.screenshot,
-                       args.smoke_test, args.text, args.importance, args.timing))
+        parser.error(str(exc))
+    # Before Qt loads: the compute process imports torch meanwhile (issue #4).
+    from core.remote import RemoteSession
+    from core.session import Session
+
+    session = Session() if args.in_process else RemoteSession()
+    from gui.app import Options, run
+
+    try:
+        return run(Options(args.model, args.layer, args.input, ablations, args.screenshot,
+                           args.smoke_test, args.text, args.importance, args.timing), session)
+    finally:
+        if isinstance(session, RemoteSession):
+            session.close()
 
 
 if __name__ == "__main__":
+    multiprocessing.freeze_support()  # a frozen app's child process starts here
     sys.exit(main())

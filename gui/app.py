@@ -151,7 +151,7 @@ def _start_state(options: Options, settings: Optional[AppSettings]) -> tuple[str
     return model, layer, index
 
 
-def run(options: Options) -> int:
+def run(options: Options, session=None) -> int:
     """Show the window, open the model on the worker, and run the event loop."""
     crash.setup_logging()
     tune_allocator()
@@ -163,7 +163,7 @@ def run(options: Options) -> int:
     scripted = options.smoke_test or options.screenshot or options.timing
     # Scripted runs are reproducible: they neither read nor write the user's settings.
     settings = None if scripted else AppSettings()
-    window = MainWindow(Session(), settings=settings)
+    window = MainWindow(session if session is not None else Session(), settings=settings)
     crash.install_excepthook(window.crash_dialog.report)
     model, layer, index = _start_state(options, settings)
     window.workbench.layer = layer
