@@ -35,10 +35,14 @@ def open_zoo(name: str, token: CancelToken | None = None):
     """
     entry = zoo_entry(name)
     report(token, 0.1, "importing torch…")
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
 
-    from core.adapters.torch_adapter import TorchAdapter
+        from core.adapters.torch_adapter import TorchAdapter
+    except Exception as exc:  # a broken install or bundle: say so, don't crash
+        raise ModelLoadError(f"PyTorch could not be loaded, so no model can open "
+                             f"({type(exc).__name__}: {exc}).") from exc
 
     report(token, 0.6, f"loading {entry.weights}…")
     try:

@@ -55,6 +55,7 @@ class Script(QObject):
         self.exit_code = 1
         window.worker.busy_changed.connect(self._on_busy_changed)
         window.workbench.error.connect(self._on_error)
+        window.workbench.crashed.connect(self._on_error)
         QTimer.singleShot(SCRIPT_TIMEOUT_MS, self._on_timeout)
 
     @Slot(bool)
