@@ -41,7 +41,11 @@ class Dataset:
     group_names : tuple of str
     group_label : str
         What the groups are, for the per-group accuracy chart.
-    kind : {"image", "tokens"}
+    kind : {"image", "tokens", "embedding"}
+    pad_id : int or None
+        The padding token of token datasets (rows are padded to one length).
+    texts : tuple of str
+        The examples as text, for token datasets' example lists.
     """
 
     name: str
@@ -53,6 +57,8 @@ class Dataset:
     group_names: tuple[str, ...]
     group_label: str = "class"
     kind: str = "image"
+    pad_id: int | None = None
+    texts: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -120,5 +126,25 @@ def load_induction() -> Dataset:
     # Group k (0-based) = predicting the (k+2)-th letter of the repeat.
     groups = np.where(groups > 0, groups - 1, -1)
     groups.setflags(write=False)
+    texts = tuple("".join(induction.VOCAB[t] for t in row if t < len(induction.LETTERS))
+                  for row in tokens)
     return Dataset("induction (eval)", tokens, targets, induction.VOCAB, None, groups,
-                   names, "next letter within the repeat", "tokens")
+                   names, "next letter within the repeat", "tokens", induction.PAD, texts)
+
+
+def load_sentences() -> Dataset:
+    """The shipped evaluation sentences, tokenised for MiniLM and padded."""
+    from core.zoo import minilm
+
+    texts = minilm.eval_sentences()
+    rows = [minilm.encode(t) for t in texts]
+    tokens = np.full((len(rows), max(len(r) for r in rows)), minilm.PAD, np.int64)
+    for i, row in enumerate(rows):
+        tokens[i, :len(row)] = row
+    index = np.arange(len(rows), dtype=np.int64)
+    for arr in (tokens, index):
+        arr.setflags(write=False)
+    return Dataset("sentences (eval)", tokens, index, minilm.vocab(), None, index,
+                   tuple(str(i) for i in range(len(rows))),
+                   "sentence (cosine to the intact embedding)", "embedding", minilm.PAD,
+                   tuple(texts))

@@ -63,6 +63,8 @@ class EvalResult:
     group_label: str
     unchanged: tuple[str, ...] = ()
     resumed_from: Optional[str] = None
+    #: "accuracy" (fraction right) or "cosine" (similarity to the intact output).
+    metric: str = "accuracy"
 
     @property
     def delta(self) -> float:
@@ -82,6 +84,16 @@ class Sweep:
     accuracy: np.ndarray
     loss: np.ndarray
     baseline_accuracy: float
+
+
+def _cosine_scores(out: np.ndarray, base: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """For embedding models: cosine similarity of each example's output to the intact
+    model's (1 = unchanged). "Accuracy" is its mean, "loss" 1 minus it, one group per
+    example."""
+    num = (out * base).sum(-1)
+    den = np.linalg.norm(out, axis=-1) * np.linalg.norm(base, axis=-1)
+    cos = num / np.maximum(den, 1e-12)
+    return float(cos.mean()), float(1 - cos.mean()), cos.astype(np.float64)
 
 
 def _scores(logits: np.ndarray, dataset: Dataset) -> tuple[float, float, np.ndarray]:
@@ -145,13 +157,20 @@ class Evaluator:
                  token: Optional[CancelToken] = None) -> EvalResult:
         ablations = tuple(ablations)
         ds = self.dataset
-        base = _scores(self.baseline_logits(token), ds)
+        base = self._score(self.baseline_logits(token), token)
         n = int((ds.labels >= 0).sum())
+        metric = "cosine" if ds.kind == "embedding" else "accuracy"
         if not ablations:
-            return EvalResult((), n, *base, *base, ds.group_names, ds.group_label)
+            return EvalResult((), n, *base, *base, ds.group_names, ds.group_label,
+                              metric=metric)
         logits, unchanged, resumed = self._ablated_logits(ablations, token)
-        return EvalResult(ablations, n, *_scores(logits, ds), *base, ds.group_names,
-                          ds.group_label, unchanged, resumed)
+        return EvalResult(ablations, n, *self._score(logits, token), *base, ds.group_names,
+                          ds.group_label, unchanged, resumed, metric)
+
+    def _score(self, out: np.ndarray, token: Optional[CancelToken] = None):
+        if self.dataset.kind == "embedding":
+            return _cosine_scores(out, self.baseline_logits(token))
+        return _scores(out, self.dataset)
 
     def _ablated_logits(self, ablations: tuple[Ablation, ...],
                         token: Optional[CancelToken]):
@@ -183,7 +202,7 @@ class Evaluator:
         means = self.means([site], token) if mode == "mean" else {}
         resume = self.adapter.resume_point(site)
         source = self.site_output(resume, token) if resume else self.dataset.inputs
-        base = _scores(self.baseline_logits(token), self.dataset)[0]
+        base = self._score(self.baseline_logits(token), token)[0]
         acc, loss = [], []
         per_chunk = max(1, SWEEP_ROWS // max(len(self.dataset), 1))
         for start in range(0, len(units), per_chunk):
@@ -191,7 +210,7 @@ class Evaluator:
             chunk = units[start:start + per_chunk]
             outs = self.adapter.run_sweep(site, chunk, mode, means, source, resume)
             for out in outs:
-                a, l, _ = _scores(out, self.dataset)
+                a, l, _ = self._score(out, token)
                 acc.append(a)
                 loss.append(l)
         report(token, 1.0, f"sweeping {site}: done")

@@ -6,6 +6,7 @@ safetensors holds tensors only, so opening a shipped model never runs code from 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from core.errors import ModelLoadError
 from core.jobs import CancelToken, report
@@ -44,10 +45,11 @@ def open_zoo(name: str, token: CancelToken | None = None):
         raise ModelLoadError(f"PyTorch could not be loaded, so no model can open "
                              f"({type(exc).__name__}: {exc}).") from exc
 
-    report(token, 0.6, f"loading {entry.weights}…")
+    report(token, 0.6, f"loading {Path(entry.weights).name}…")
     try:
-        path = resource_path("models", entry.weights)
-        state = load_file(str(path))
+        path = (Path(entry.weights) if Path(entry.weights).is_absolute()
+                else resource_path("models", entry.weights))
+        state = entry.load_state(path) if entry.load_state else load_file(str(path))
     except (FileNotFoundError, SafetensorError, OSError) as exc:
         raise ModelLoadError(
             f"The weights of {name} could not be read ({exc}). Re-run "
@@ -61,5 +63,5 @@ def open_zoo(name: str, token: CancelToken | None = None):
             f"The weights in {entry.weights} do not fit the {name} architecture: {exc}"
         ) from exc
     report(token, 0.9, "describing layers…")
-    dtype = "int64" if entry.kind == "tokens" else "float32"
+    dtype = "float32" if entry.kind == "image" else "int64"
     return TorchAdapter(model, name, entry.input_shape, dtype)

@@ -17,7 +17,7 @@ import numpy as np
 from core.ablation import Ablation
 from core.cache import ActivationCache
 from core.attention import HeadScores, head_scores
-from core.datasets import Dataset, load_digits, load_induction
+from core.datasets import Dataset, load_digits, load_induction, load_sentences
 from core.errors import AblationError, InputError, MechscopeError
 from core.evaluate import EvalResult, Evaluator, Sweep
 from core.images import ConvertedImage, load_image
@@ -27,7 +27,8 @@ from core.model import HookReport, LayerInfo, ModelAdapter
 from core.zoo import ZOO, ZooEntry
 
 CACHE_BYTES = 256 * 1024 * 1024
-DATASETS = {"digits": lambda: load_digits("eval"), "induction": load_induction}
+DATASETS = {"digits": lambda: load_digits("eval"), "induction": load_induction,
+            "sentences": load_sentences}
 EXAMPLE_TEXTS = 200
 
 
@@ -70,7 +71,8 @@ class Sample:
 @dataclass(frozen=True)
 class Prediction:
     """Class probabilities (K,) for one input — or (T, K) next-token probabilities per
-    position — with and without the ablations."""
+    position, or the (D,) embedding of an embedding model — with and without the
+    ablations."""
 
     probs: np.ndarray
     baseline_probs: np.ndarray
@@ -143,11 +145,7 @@ class Session:
 
     @staticmethod
     def _texts(dataset: Dataset) -> tuple[str, ...]:
-        if dataset.kind != "tokens":
-            return ()
-        names = dataset.class_names
-        return tuple("".join(names[t] for t in row if len(names[t]) == 1 and names[t].isalpha())
-                     for row in dataset.inputs[:EXAMPLE_TEXTS])
+        return dataset.texts[:EXAMPLE_TEXTS]
 
     def _require(self) -> tuple[ModelAdapter, Dataset, Evaluator]:
         if self.adapter is None or self.dataset is None or self._evaluator is None:
@@ -161,26 +159,22 @@ class Session:
             raise InputError(f"Example {index} does not exist; the dataset has "
                              f"{len(dataset)} examples (0–{len(dataset) - 1}).")
         if dataset.kind == "tokens":
-            length = self._length(dataset.inputs[index])
+            length = int((dataset.inputs[index] != dataset.pad_id).sum())
             return Sample(index, None, None, dataset.inputs[index][:length],
                           dataset.labels[index][:length])
+        if dataset.kind == "embedding":
+            length = int((dataset.inputs[index] != dataset.pad_id).sum())
+            return Sample(index, None, None, dataset.inputs[index][:length])
         return Sample(index, int(dataset.labels[index]), dataset.display[index],
                       dataset.inputs[index])
 
-    def _length(self, tokens: np.ndarray) -> int:
-        """Real (non-padding) length of a token row."""
-        from core.zoo.induction import PAD
-
-        return int((np.asarray(tokens) != PAD).sum())
-
     def encode_text(self, text: str, token: Optional[CancelToken] = None) -> np.ndarray:
-        """Typed letters -> token ids (T,) int64 for the open token model (InputError)."""
-        from core.zoo import induction
-
-        if self.info is None or self.info.kind != "tokens":
+        """Typed text -> token ids (T,) int64 for the open token model (InputError)."""
+        entry = zoo_entry(self.info.name) if self.info is not None else None
+        if entry is None or entry.encoder is None:
             raise InputError("The open model does not read text.")
         try:
-            ids = induction.encode(text)
+            ids = np.asarray(entry.encoder(text), dtype=np.int64)
         except ValueError as exc:
             raise InputError(str(exc)) from None
         ids.setflags(write=False)
@@ -223,13 +217,15 @@ class Session:
                              token=token)
         base = adapter.run(x[None]).outputs if ablations else result.outputs
         names = self.info.class_names if self.info else ()
-        prediction = Prediction(_frozen(_softmax(result.outputs[0])),
-                                _frozen(_softmax(base[0])), names)
+        # Embedding models put out a vector, not class scores: keep it as it is.
+        squash = (lambda v: v) if self.info.kind == "embedding" else _softmax
+        prediction = Prediction(_frozen(squash(result.outputs[0])),
+                                _frozen(squash(base[0])), names)
         acts = {site: _frozen(arr[0]) for site, arr in result.activations.items()}
         return Capture(acts, prediction, ablations, result.report)
 
     def _checked_input(self, adapter: ModelAdapter, model_input: np.ndarray) -> np.ndarray:
-        if self.info is not None and self.info.kind == "tokens":
+        if self.info is not None and self.info.kind != "image":
             x = np.asarray(model_input, dtype=np.int64)
             vocab = len(self.info.class_names)
             if x.ndim != 1 or not 1 <= len(x) <= adapter.input_shape[0]:
@@ -253,10 +249,8 @@ class Session:
                                         if i.pattern_site))
             patterns = {s: evaluator.site_output(s, token) for s in sites}
             valid = np.ones(dataset.inputs.shape[:2], bool)
-            if dataset.kind == "tokens":
-                from core.zoo.induction import PAD
-
-                valid = dataset.inputs != PAD
+            if dataset.pad_id is not None:
+                valid = dataset.inputs != dataset.pad_id
             self._head_scores = head_scores(patterns, dataset.inputs, valid)
         return self._head_scores
 

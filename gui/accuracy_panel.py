@@ -47,14 +47,10 @@ class AccuracyPanel(QWidget):
 
     def show_result(self, result: EvalResult) -> None:
         self.result = result
-        delta = 100 * result.delta
-        self.headline.setText(
-            f"Accuracy {100 * result.baseline_accuracy:.1f}% → {100 * result.accuracy:.1f}% "
-            f"({delta:+.1f} points)" if result.ablations else
-            f"Accuracy {100 * result.accuracy:.1f}% (baseline, nothing switched off)")
+        self.headline.setText(self._headline(result))
         how = f" · re-ran after {result.resumed_from}" if result.resumed_from else ""
         self.detail.setText(
-            f"{result.n} held-out answers · loss {result.baseline_loss:.3f} → "
+            f"{result.n} held-out {'sentences' if result.metric == 'cosine' else 'answers'} · loss {result.baseline_loss:.3f} → "
             f"{result.loss:.3f}{how}\nPer {result.group_label}: grey = intact model, "
             "blue = now, red = dropped.")
         self.warning.setText("No effect: " + "; ".join(result.unchanged) +
@@ -67,10 +63,24 @@ class AccuracyPanel(QWidget):
                    for n, b in zip(result.per_group, result.baseline_per_group)]
         self.now.setOpts(x=x + 0.2, height=np.nan_to_num(result.per_group), width=0.38,
                          brushes=colours)
-        self.plot.getAxis("bottom").setTicks([list(zip(x, result.group_names))])
+        step = max(1, len(x) // 15)  # keep labels legible when there are many groups
+        self.plot.getAxis("bottom").setTicks([list(zip(x[::step], result.group_names[::step]))])
+        self.plot.setLabel("left", "similarity" if result.metric == "cosine" else "accuracy")
         self.plot.setLabel("bottom", result.group_label)
         self.set_stale(False)
         self.updated.emit()
+
+    @staticmethod
+    def _headline(result: EvalResult) -> str:
+        if result.metric == "cosine":
+            if not result.ablations:
+                return "Embedding similarity 1.000 (intact model)"
+            return (f"Embedding similarity 1.000 → {result.accuracy:.3f} "
+                    f"(cosine to the intact model's, mean over sentences)")
+        if not result.ablations:
+            return f"Accuracy {100 * result.accuracy:.1f}% (baseline, nothing switched off)"
+        return (f"Accuracy {100 * result.baseline_accuracy:.1f}% → "
+                f"{100 * result.accuracy:.1f}% ({100 * result.delta:+.1f} points)")
 
     def show_cancelled(self) -> None:
         self.set_stale(False)

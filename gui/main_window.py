@@ -148,10 +148,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Mechscope — {info.title}")
         self.model_box.setCurrentIndex(self.model_box.findData(info.name))
         self.model_tree.show_model(info.name, info.title, info.layers, info.n_params)
-        tokens = info.kind == "tokens"
+        tokens = info.kind != "image"
         self.inputs.setCurrentWidget(self.token_panel if tokens else self.input_panel)
         self.predictions.setCurrentWidget(self.token_prediction if tokens else self.prediction)
         if tokens:
+            self.token_panel.set_hint(
+                "Type a sentence and press Enter" if info.kind == "embedding" else
+                "Type letters, e.g. KQBXDKQBXD, and press Enter")
             self.token_panel.show_examples(info.example_texts)
         else:
             self.input_panel.show_examples(info.examples, info.example_labels)
@@ -168,7 +171,7 @@ class MainWindow(QMainWindow):
         if info is None or wb.info is None:
             return
         vocab = wb.info.class_names
-        ids = current.model_input if current is not None and wb.info.kind == "tokens" else ()
+        ids = current.model_input if current is not None and wb.info.kind != "image" else ()
         tokens = [vocab[int(t)] for t in ids]
         if not self.views.show_capture(wb.info, info, capture, tokens):
             return
@@ -176,7 +179,11 @@ class MainWindow(QMainWindow):
         if self.ablation_panel.layer != target:
             self.ablation_panel.show_layer(target, wb.ablations)
         p = capture.prediction
-        if wb.info.kind == "tokens":
+        if wb.info.kind == "embedding":
+            self.token_panel.show_tokens(tokens, current.description)
+            self.token_prediction.show_embedding(p.probs, p.baseline_probs)
+            self.message_bar.hide()
+        elif wb.info.kind == "tokens":
             self.token_panel.show_tokens(tokens, current.description)
             self.token_prediction.show_prediction(ids, p.probs, p.baseline_probs, vocab)
             self.message_bar.hide()

@@ -49,12 +49,18 @@ class ModelTreePanel(QWidget):
         root.setToolTip(0, title)
         root.setFlags(root.flags() & ~Qt.ItemFlag.ItemIsSelectable)
         for info in layers:
-            parent = self._items.get(info.parent, root)
-            item = QTreeWidgetItem(parent, [info.name, info.kind, _shape(info.output_shape),
+            # Hang each layer under its nearest listed ancestor and show only the part
+            # of its name below it (modules that never run on their own are not listed).
+            ancestor = info.parent
+            while ancestor and ancestor not in self._items:
+                ancestor = ancestor.rpartition(".")[0]
+            parent = self._items.get(ancestor, root)
+            label = info.name[len(ancestor) + 1:] if ancestor else info.name
+            item = QTreeWidgetItem(parent, [label, info.kind, _shape(info.output_shape),
                                             str(info.n_units),
                                             f"{info.n_params:,}" if info.n_params else "–"])
             item.setData(0, Qt.ItemDataRole.UserRole, info.name)
-            item.setToolTip(0, f"{info.kind} · output {_shape(info.output_shape)} per input · "
+            item.setToolTip(0, f"{info.name} · {info.kind} · output {_shape(info.output_shape)} per input · "
                                f"{info.n_units} {info.unit_name}s")
             self._items[info.name] = item
         self.tree.expandAll()

@@ -41,6 +41,9 @@ class TokenInputPanel(QWidget):
         self.run.clicked.connect(self._on_submit)
         self.examples.currentRowChanged.connect(self._on_example)
 
+    def set_hint(self, hint: str) -> None:
+        self.edit.setPlaceholderText(hint)
+
     def show_examples(self, texts: Sequence[str]) -> None:
         self.examples.blockSignals(True)
         self.examples.clear()

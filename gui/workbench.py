@@ -183,7 +183,7 @@ class Workbench(QObject):
         self.ablations_changed.emit(())
         self._refresh_view()
         self._evaluate()
-        if info.kind == "tokens":
+        if info.kind != "image":
             self.worker.submit("scores", self.session.head_scores)
 
     def _on_view(self, result) -> None:

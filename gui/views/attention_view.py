@@ -166,9 +166,13 @@ class AttentionView(QWidget):
             off = h in self.ablated
             frame.setPen(OFF_PEN if off else SELECTED_PEN if h == self.selected else PLAIN_PEN)
             text = f"H{h}"
-            if scores is not None:
+            if scores is not None and len(self._frames) <= 6:  # room for the scores
                 text += f" prev {scores[0][h]:.2f} · ind {scores[1][h]:.2f}"
-            self._titles[h].setText(text + (" · OFF" if off else ""))
+            self._titles[h].setText(text + (" OFF" if off else ""))
+            if scores is not None:
+                self.tiles[h].setToolTip(f"head {h}: previous token {scores[0][h]:.2f}, "
+                                         f"induction {scores[1][h]:.2f}, first token "
+                                         f"{scores[2][h]:.2f}")
             self._titles[h].setColor("#ff6b63" if off else "#dddddd")
 
     def _show_detail(self) -> None:
@@ -178,8 +182,11 @@ class AttentionView(QWidget):
         self.detail_image.values = self.patterns[h]
         self.detail_image.setImage(self.patterns[h], levels=(0, 1), lut=self._lut)
         ticks = [list(enumerate(self.tokens))]
+        font = self.detail.font()
+        font.setPointSize(9 if len(self.tokens) <= 14 else 7)
         for axis in ("left", "bottom"):
             self.detail.getAxis(axis).setTicks(ticks)
+            self.detail.getAxis(axis).setTickFont(font)
         self.detail.getViewBox().enableAutoRange(enable=True)
         state = " (switched off)" if h in self.ablated else ""
         self.detail.setTitle(f"{layer_of(self.site)} · head {h}{state}")

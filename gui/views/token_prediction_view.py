@@ -54,6 +54,7 @@ class TokenPredictionView(QWidget):
     def show_prediction(self, ids: np.ndarray, probs: np.ndarray, baseline: np.ndarray,
                         vocab: Sequence[str]) -> None:
         """``ids`` (T,), ``probs``/``baseline`` (T, V) next-token probabilities."""
+        self.note.show()
         pred, was = probs.argmax(-1), baseline.argmax(-1)
         want = expected_next(np.asarray(ids))
         cells_tok, cells_pred = [], []
@@ -78,3 +79,15 @@ class TokenPredictionView(QWidget):
                                   " times on this input")
         else:
             self.headline.setText("No letter repeats yet: nothing to copy from")
+
+    def show_embedding(self, embedding: np.ndarray, baseline: np.ndarray) -> None:
+        """An embedding model's output: how far the ablations moved it."""
+        cos = float(embedding @ baseline / max(np.linalg.norm(embedding) *
+                                               np.linalg.norm(baseline), 1e-12))
+        self.scored, self.correct = 0, 0
+        self.note.hide()
+        self.headline.setText(f"Sentence embedding: cosine {cos:.3f} to the intact model's")
+        self.table.setText(f"The model turns the sentence into {len(embedding)} numbers "
+                           "(the mean of its token vectors, normalised). 1.000 means the "
+                           "ablations changed nothing; lower means they moved the meaning.")
+        self.table.setWordWrap(True)

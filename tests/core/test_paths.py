@@ -8,9 +8,10 @@ import pytest
 from core import paths
 from core.zoo import ZOO
 
-SHIPPED = [("data", "digits.npz"), ("data", "DIGITS_LICENSE.txt"),
+SHIPPED = [("data", "digits.npz"), ("data", "DIGITS_LICENSE.txt"), ("data", "sentences.txt"),
            ("icons", "mechscope.png"), ("icons", "mechscope.svg"),
-           ("mechscope.desktop",)] + [("models", e.weights) for e in ZOO.values()]
+           ("mechscope.desktop",)] + [("models", e.weights) for e in ZOO.values()
+                                      if not Path(e.weights).is_absolute()]
 
 
 @pytest.mark.parametrize("parts", SHIPPED, ids="/".join)

