@@ -176,7 +176,9 @@ class Evaluator:
                         token: Optional[CancelToken]):
         first = min((a.site for a in ablations), key=lambda s: self._order.get(s, -1))
         means = self.means(sorted({a.site for a in ablations if a.mode == "mean"}), token)
-        resumed = self.adapter.resume_point(first)
+        # Skipping or re-weighting a layer needs that layer to run again.
+        layer_wide = any(a.site == first and a.whole_layer for a in ablations)
+        resumed = self.adapter.resume_point(first, inclusive=not layer_wide)
         acts = self.site_output(resumed, token) if resumed else None
         per_batch: list[set[str]] = []
 

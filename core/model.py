@@ -122,9 +122,10 @@ class ModelAdapter(Protocol):
         """Forward ``inputs`` (N, *input_shape) float32 with capture and ablations."""
         ...
 
-    def resume_point(self, site: str) -> Optional[str]:
+    def resume_point(self, site: str, inclusive: bool = True) -> Optional[str]:
         """The latest site whose cached output lets a run skip everything before an
-        ablation at ``site`` (sequential models), or ``None``."""
+        ablation at ``site`` (sequential models), or ``None``. ``inclusive=False`` when
+        the layer itself must run again (its weights or its input are needed)."""
         ...
 
     def run_from(

@@ -196,6 +196,8 @@ class Session:
             info = layers.get(abl.site)
             if info is None:
                 raise AblationError(f"The model has no layer named {abl.site!r}.")
+            if abl.whole_layer:
+                continue
             bad = [u for u in abl.units if not 0 <= u < info.n_units]
             if bad:
                 raise AblationError(f"{abl.site} has {info.n_units} {info.unit_name}s "

@@ -123,13 +123,13 @@ class TorchAdapter:
             raise RuntimeError(f"Hooks on {never} never fired during the forward pass.")
         return RunResult(None if out is None else out.numpy(), acts, report)
 
-    def resume_point(self, site: str) -> Optional[str]:
+    def resume_point(self, site: str, inclusive: bool = True) -> Optional[str]:
         if not self._resumable:
             return None
         top = site.split(".")[0]
         if top not in self._resumable:
             return None
-        if top == site:
+        if top == site and inclusive:
             return site
         # A nested site: restart from the output of the child before its ancestor.
         i = self._resumable.index(top)

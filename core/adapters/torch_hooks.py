@@ -6,7 +6,7 @@ raises, so thousands of runs leave no hook behind.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator, Mapping, Optional, Sequence
 
 import torch
@@ -59,33 +59,74 @@ def replace_units(abl: Ablation, out: torch.Tensor, means: Mapping, axis: int = 
     return out * keep + fit_mean(mean, out.shape[1:], out.dtype) * (1 - keep)
 
 
+def _skip(abl: Ablation, out: torch.Tensor, inputs: Optional[tuple]) -> torch.Tensor:
+    """The layer's input in place of its output: only where the shapes match."""
+    x = inputs[0] if inputs else None
+    if not isinstance(x, torch.Tensor) or x.shape != out.shape:
+        shape = "unknown" if not isinstance(x, torch.Tensor) else tuple(x.shape[1:])
+        raise AblationError(f"{abl.site} cannot be skipped: its input {shape} and output "
+                            f"{tuple(out.shape[1:])} differ in shape. Switch it off instead.")
+    return x
+
+
 def apply_ablations(out: torch.Tensor, ablations: Sequence[Ablation], means: Mapping,
-                    state: "RunHooks", axis: int = 1) -> torch.Tensor:
+                    state: "RunHooks", axis: int = 1,
+                    inputs: Optional[tuple] = None) -> torch.Tensor:
     """Apply ``ablations`` (all on one site) to ``out``, recording whether each changed
-    anything (the self-check behind "unit 3 was already zero on these inputs")."""
+    anything (the self-check behind "unit 3 was already zero on these inputs").
+    ``scale`` acts on the weights before the forward pass (see :func:`installed`)."""
     new = out
     for abl in ablations:
-        replaced = replace_units(abl, new, means, axis)
-        idx = torch.tensor(abl.units, dtype=torch.long)
+        if abl.mode == "scale":
+            continue
+        if abl.mode == "skip":
+            replaced = _skip(abl, new, inputs)
+            differs = not torch.equal(replaced, new)
+        else:
+            replaced = replace_units(abl, new, means, axis)
+            idx = torch.tensor(abl.units, dtype=torch.long)
+            differs = not torch.equal(replaced.index_select(axis, idx),
+                                      new.index_select(axis, idx))
         label = abl.label()
-        differs = not torch.equal(replaced.index_select(axis, idx), new.index_select(axis, idx))
         state.changed[label] = state.changed.get(label, False) or differs
         new = replaced
     return new
 
 
+@contextmanager
+def scaled_weights(model: nn.Module, ablations: Sequence[Ablation]) -> Iterator[None]:
+    """Multiply the ``weight`` of each ``scale`` ablation's module for one run; the
+    original values are copied back in ``finally``."""
+    saved = []
+    try:
+        for abl in ablations:
+            if abl.mode != "scale":
+                continue
+            weight = getattr(model.get_submodule(abl.site), "weight", None)
+            if not isinstance(weight, torch.Tensor):
+                raise AblationError(f"{abl.site} has no weights to scale.")
+            saved.append((weight, weight.detach().clone()))
+            with torch.no_grad():
+                weight.mul_(abl.value)
+        yield
+    finally:
+        with torch.no_grad():
+            for weight, original in saved:
+                weight.copy_(original)
+
+
 def _make_hook(site: str, state: RunHooks, capture: bool, ablations: Sequence[Ablation],
                means: Mapping, stop: bool, axis: int):
-    def hook(_module: nn.Module, _inputs, out: torch.Tensor):
+    def hook(_module: nn.Module, inputs, out: torch.Tensor):
         state.fired[site] = True
-        new = apply_ablations(out, ablations, means, state, axis)
+        new = apply_ablations(out, ablations, means, state, axis, inputs)
         if capture:
             # Clone only when the model has in-place ops that could overwrite the
             # tensor later; otherwise the output is fresh memory nobody writes to.
             state.captured[site] = new.clone() if state.clone and new is out else new
         if stop:
             raise _StopForward
-        return new if ablations else None
+        return new if new is not out else None
 
     return hook
 
@@ -105,9 +146,11 @@ def installed(model: nn.Module, capture: Sequence[str], ablations: Sequence[Abla
     unknown = sorted(s for s in sites if s not in modules or s == "")
     if unknown:
         raise AblationError(f"The model has no layer named {', '.join(unknown)}.")
+    stack = ExitStack()
     state = state or RunHooks(clone)
     handles = []
     try:
+        stack.enter_context(scaled_weights(model, ablations))
         for site in sites:
             state.fired[site] = False
             hook = _make_hook(site, state, site in capture, by_site.get(site, ()),
@@ -117,6 +160,7 @@ def installed(model: nn.Module, capture: Sequence[str], ablations: Sequence[Abla
     finally:
         for handle in handles:
             handle.remove()
+        stack.close()
 
 
 def forward(model: nn.Module, x: torch.Tensor) -> Optional[torch.Tensor]:
