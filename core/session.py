@@ -130,14 +130,18 @@ class Session:
         entry = zoo_entry(name)
         adapter = open_zoo(name, token)
         report(token, 0.95, f"loading the {entry.dataset} dataset…")
-        dataset = DATASETS[entry.dataset]()
+        return self._install(adapter, DATASETS[entry.dataset](), entry.title,
+                             entry.default_layer, token)
+
+    def _install(self, adapter: ModelAdapter, dataset: Dataset, title: str,
+                 default_layer: str, token: Optional[CancelToken] = None) -> ModelInfo:
         layers = adapter.layers()
         self._cache.clear()
         self.adapter, self.dataset = adapter, dataset
         self._evaluator = Evaluator(adapter, dataset, self._cache)
         self._head_scores = None
-        self.info = ModelInfo(name, entry.title, layers, dataset.class_names,
-                              dataset.name, len(dataset), entry.default_layer,
+        self.info = ModelInfo(adapter.name, title, layers, dataset.class_names,
+                              dataset.name, len(dataset), default_layer,
                               adapter.input_shape, sum(i.n_params for i in layers),
                               dataset.display, dataset.labels, dataset.kind,
                               self._texts(dataset))
@@ -264,6 +268,41 @@ class Session:
         layers = {i.name: i for i in adapter.layers()}
         return tuple(evaluator.sweep(site, range(layers[site].n_units), mode, token)
                      for site in sites)
+
+    # --- lessons 1-3: training step by step (issue #5) ------------------------------
+    def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,
+                     token: Optional[CancelToken] = None):
+        """Start (or restart) a lesson's training; returns its first Snapshot."""
+        from core.lessons.training import TRAINERS
+
+        if trainer not in TRAINERS:
+            raise InputError(f"There is no lesson trainer {trainer!r}.")
+        self._trainer = TRAINERS[trainer](seed=seed, lr=lr)
+        return self._trainer.snapshot()
+
+    def lesson_step(self, n: int = 1, lr: Optional[float] = None, sample: int = 0,
+                    token: Optional[CancelToken] = None):
+        """``n`` gradient steps of the running lesson (at ``lr`` if given)."""
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None:
+            raise MechscopeError("Start a lesson first.")
+        if lr is not None and lr != trainer.lr:
+            trainer.set_lr(lr)
+        trainer.step(n, token)
+        return trainer.snapshot(sample)
+
+    def open_lesson_model(self, token: Optional[CancelToken] = None) -> ModelInfo:
+        """Open the lesson-3 network, as trained so far, in the workbench."""
+        import copy
+
+        from core.adapters.torch_adapter import TorchAdapter
+
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None or trainer.name != "mlp":
+            raise MechscopeError("Train the one-hidden-layer network (lesson 3) first.")
+        adapter = TorchAdapter(copy.deepcopy(trainer.model), "lesson_mlp", (1, 16, 16))
+        title = f"Lesson 3 network after {trainer.steps} steps (16 hidden neurons)"
+        return self._install(adapter, DATASETS["digits"](), title, "fc1", token)
 
     def evaluate(self, ablations: Sequence[Ablation] = (),
                  token: Optional[CancelToken] = None) -> EvalResult:
