@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="index of the held-out example to feed (default: the last one, else 0)")
     p.add_argument("--text", metavar="LETTERS",
                    help="letters to feed a token model, e.g. KQBXDKQBXD")
+    p.add_argument("--lesson", type=int, choices=range(1, 7), metavar="1-6",
+                   help="open a lesson of the learning path (1 linear regression … "
+                        "6 ablation studies)")
+    p.add_argument("--steps", type=int, default=0,
+                   help="with --lesson 1-3: train this many steps before the screenshot")
     p.add_argument("--importance", action="store_true",
                    help="with a transformer: measure head importance before the screenshot")
     p.add_argument("--ablate", action="append", default=[], metavar="SITE:UNITS",
@@ -67,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run(Options(args.model, args.layer, args.input, ablations, args.screenshot,
-                           args.smoke_test, args.text, args.importance, args.timing), session)
+                           args.smoke_test, args.text, args.importance, args.timing,
+                           args.lesson, args.steps), session)
     finally:
         if isinstance(session, RemoteSession):
             session.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal, Slot
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
 from core.ablation import Ablation, ablated_units
 from core.model import LayerInfo
@@ -20,6 +20,7 @@ class AblationPanel(QWidget):
     unit_toggled = Signal(str, int)
     mode_changed = Signal(str)
     reset_requested = Signal()
+    layer_change_requested = Signal(object)   # an Ablation acting on the whole layer
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -37,6 +38,18 @@ class AblationPanel(QWidget):
         self.active.setMaximumHeight(90)
         self.reset = QPushButton("Reset ablations")
         self.reset.setEnabled(False)
+        self.layer_off = QPushButton("Whole layer off")
+        self.layer_off.setToolTip("Switch every unit of this layer off (zero or mean)")
+        self.skip = QPushButton("Skip layer")
+        self.skip.setToolTip("Pass the layer's input straight through (only when input "
+                             "and output have the same shape, e.g. a ReLU)")
+        self.scale = QDoubleSpinBox()
+        self.scale.setRange(0.0, 5.0)
+        self.scale.setSingleStep(0.25)
+        self.scale.setValue(1.0)
+        self.scale.setPrefix("weights ×")
+        self.scale_apply = QPushButton("Apply")
+        self.scale_apply.setToolTip("Multiply this layer's weights (×1 undoes it)")
         mode_row = QHBoxLayout()
         mode_row.addWidget(QLabel("Ablation mode:"))
         mode_row.addWidget(self.mode_box, 1)
@@ -45,12 +58,23 @@ class AblationPanel(QWidget):
         layout.addLayout(mode_row)
         layout.addWidget(self.units_label)
         layout.addWidget(self.units, 1)
-        layout.addWidget(QLabel("Switched off:"))
+        whole = QHBoxLayout()
+        whole.addWidget(self.layer_off)
+        whole.addWidget(self.skip)
+        scale_row = QHBoxLayout()
+        scale_row.addWidget(self.scale, 1)
+        scale_row.addWidget(self.scale_apply)
+        layout.addLayout(whole)
+        layout.addLayout(scale_row)
+        layout.addWidget(QLabel("Switched off or changed:"))
         layout.addWidget(self.active)
         layout.addWidget(self.reset)
         self.units.itemChanged.connect(self._on_item_changed)
         self.mode_box.currentIndexChanged.connect(self._on_mode_changed)
         self.reset.clicked.connect(self.reset_requested)
+        self.layer_off.clicked.connect(self._on_layer_off)
+        self.skip.clicked.connect(self._on_skip)
+        self.scale_apply.clicked.connect(self._on_scale)
 
     @property
     def mode(self) -> str:
@@ -93,6 +117,23 @@ class AblationPanel(QWidget):
                     unit = item.data(Qt.ItemDataRole.UserRole)
                     item.setCheckState(Qt.CheckState.Unchecked if unit in off
                                        else Qt.CheckState.Checked)
+
+    @Slot()
+    def _on_layer_off(self) -> None:
+        if self.layer is not None:
+            self.layer_change_requested.emit(
+                Ablation(self.layer.name, tuple(range(self.layer.n_units)), self.mode))
+
+    @Slot()
+    def _on_skip(self) -> None:
+        if self.layer is not None:
+            self.layer_change_requested.emit(Ablation(self.layer.name, mode="skip"))
+
+    @Slot()
+    def _on_scale(self) -> None:
+        if self.layer is not None:
+            self.layer_change_requested.emit(
+                Ablation(self.layer.name, mode="scale", value=self.scale.value()))
 
     @Slot(QListWidgetItem)
     def _on_item_changed(self, item: QListWidgetItem) -> None:

@@ -38,6 +38,8 @@ class Options:
     text: Optional[str] = None
     importance: bool = False
     timing: bool = False
+    lesson: Optional[int] = None
+    steps: int = 0
 
 
 def configure_pyqtgraph() -> None:
@@ -69,7 +71,12 @@ class Script(QObject):
             return
         wb, opts = self.window.workbench, self.options
         self.stage += 1
-        if self.stage == 1:
+        if self.stage == 1 and opts.lesson:
+            self.window.lessons.open(opts.lesson)
+        elif self.stage == 2 and opts.lesson and opts.steps:
+            if self.window.centre.currentWidget() is self.window.training_view:
+                self.window.training_view.train(opts.steps)
+        elif self.stage == 1:
             if opts.layer:
                 self.window.model_tree.select(opts.layer)
             if opts.text:

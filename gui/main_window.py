@@ -14,13 +14,17 @@ from core.session import Session
 from gui.ablation_panel import AblationPanel
 from gui.accuracy_panel import AccuracyPanel
 from gui.crash import CrashDialog
+from gui.experiments_panel import ExperimentsPanel
 from gui.file_menu import FileMenu
+from gui.lesson_router import LessonRouter
+from gui.lessons_panel import LessonsPanel
 from gui.input_panel import InputPanel
 from gui.message_bar import MessageBar
 from gui.model_tree import ModelTreePanel
 from gui.settings import AppSettings
 from gui.status_panel import StatusPanel
 from gui.token_input_panel import TokenInputPanel
+from gui.training_view import TrainingView
 from gui.view_stack import ViewStack
 from gui.views.prediction_view import PredictionView
 from gui.views.token_prediction_view import TokenPredictionView
@@ -40,8 +44,9 @@ class MainWindow(QMainWindow):
         self.worker = worker or Worker(self)
         self.workbench = Workbench(session, self.worker, self)
         self.crash_dialog = CrashDialog(self)
-        self._build(session)
         self.file_menu = FileMenu(self.menuBar(), settings.recent_files() if settings else [])
+        self.view_menu = self.menuBar().addMenu("&View")
+        self._build(session)
         self._wire()
         if settings is not None:
             self._restore(settings)
@@ -71,17 +76,34 @@ class MainWindow(QMainWindow):
         centre.addWidget(self.views)
         centre.setStretchFactor(1, 1)
         centre.setSizes([250, 650])
+        self.training_view = TrainingView(session, self.worker)
+        self.centre = self._stack(centre, self.training_view)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.message_bar)
-        layout.addWidget(centre, 1)
+        layout.addWidget(self.centre, 1)
         self.setCentralWidget(body)
-        self._dock("Model", self.model_tree, Qt.DockWidgetArea.LeftDockWidgetArea, 340)
+        model_dock = self._dock("Model", self.model_tree, Qt.DockWidgetArea.LeftDockWidgetArea,
+                                340)
+        self.lessons_panel = LessonsPanel()
+        lessons_dock = self._dock("Lessons", self.lessons_panel,
+                                  Qt.DockWidgetArea.LeftDockWidgetArea, 340)
+        self.tabifyDockWidget(model_dock, lessons_dock)
+        model_dock.raise_()
+        self.experiments_panel = ExperimentsPanel()
+        self.experiments_dock = self._dock("Ablation table", self.experiments_panel,
+                                           Qt.DockWidgetArea.BottomDockWidgetArea, 200)
+        self.experiments_dock.hide()
+        self.lessons = LessonRouter(self.centre, centre, self.training_view, self.workbench,
+                                    self.model_tree, self.lessons_panel, self.experiments_dock)
+        self.lessons.training_shown.connect(self._on_training_shown)
+        self.lessons_dock = lessons_dock
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.accuracy_panel)
         right.addWidget(self.ablation_panel)
-        self._dock("Ablation and accuracy", right, Qt.DockWidgetArea.RightDockWidgetArea, 330)
+        self.side_dock = self._dock("Ablation and accuracy", right,
+                                    Qt.DockWidgetArea.RightDockWidgetArea, 330)
         self.statusBar().addPermanentWidget(self.status_panel, 1)
         self.model_box = QComboBox()
         for entry in session.available_models():
@@ -100,14 +122,19 @@ class MainWindow(QMainWindow):
             stack.addWidget(widget)
         return stack
 
-    def _dock(self, title: str, widget: QWidget, area, width: int) -> None:
+    def _dock(self, title: str, widget: QWidget, area, size: int) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(title)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
-        self.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+        vertical = area == Qt.DockWidgetArea.BottomDockWidgetArea
+        self.resizeDocks([dock], [size], Qt.Orientation.Vertical if vertical
+                         else Qt.Orientation.Horizontal)
+        self.view_menu.addAction(dock.toggleViewAction())
+        return dock
 
     def _wire(self) -> None:
         wb, worker = self.workbench, self.worker
@@ -120,6 +147,7 @@ class MainWindow(QMainWindow):
         self.ablation_panel.unit_toggled.connect(wb.toggle_unit)
         self.ablation_panel.mode_changed.connect(wb.set_mode)
         self.ablation_panel.reset_requested.connect(wb.reset_ablations)
+        self.ablation_panel.layer_change_requested.connect(wb.apply_layer_change)
         self.attention_view.importance_requested.connect(wb.measure_importance)
         self.attention_view.layer_requested.connect(self.model_tree.select)
         self.model_box.activated.connect(self._on_model_chosen)
@@ -135,6 +163,7 @@ class MainWindow(QMainWindow):
         wb.image_ready.connect(self.input_panel.show_image)
         wb.image_ready.connect(self._on_image_ok)
         wb.evaluation_ready.connect(self.accuracy_panel.show_result)
+        wb.evaluation_ready.connect(self._on_evaluation_ready)
         wb.evaluation_cancelled.connect(self.accuracy_panel.show_cancelled)
         wb.ablations_changed.connect(self.ablation_panel.show_ablations)
         wb.scores_ready.connect(self.attention_view.set_scores)
@@ -199,6 +228,16 @@ class MainWindow(QMainWindow):
         else:
             self.token_panel.select_example(sample.index)
 
+    @Slot(bool)
+    def _on_training_shown(self, training: bool) -> None:
+        self.side_dock.setVisible(not training)
+        self.lessons_dock.raise_()
+
+    @Slot(object)
+    def _on_evaluation_ready(self, result) -> None:
+        if self.workbench.info is not None:
+            self.experiments_panel.record(self.workbench.info.name, result)
+
     @Slot(object)
     def _on_importance_ready(self, sweeps) -> None:
         if sweeps:
@@ -206,6 +245,7 @@ class MainWindow(QMainWindow):
 
     @Slot(int)
     def _on_model_chosen(self, index: int) -> None:
+        self.lessons.show_workbench()
         name = self.model_box.itemData(index)
         if self.workbench.info is None or name != self.workbench.info.name:
             self.model_tree.show_placeholder(f"loading {name}…")

@@ -101,6 +101,19 @@ class Workbench(QObject):
     def measure_importance(self) -> None:
         self.worker.submit("importance", self.session.head_importance, self.mode)
 
+    @Slot(object)
+    def apply_layer_change(self, change: Ablation) -> None:
+        """A whole-layer change: all units off (merged like toggles), skip, or scale."""
+        if change.whole_layer:
+            self._set_ablations(ablation.replace_layer_change(self.ablations, change))
+        else:
+            rest = tuple(a for a in self.ablations
+                         if not (a.site == change.site and not a.whole_layer))
+            self._set_ablations(rest + (change,))
+
+    def open_lesson_model(self) -> None:
+        self.worker.submit("model", self.session.open_lesson_model)
+
     @Slot(str, int)
     def toggle_unit(self, site: str, unit: int) -> None:
         self._set_ablations(ablation.toggle(self.ablations, site, unit, self.mode))
@@ -171,12 +184,11 @@ class Workbench(QObject):
             self.importance_ready.emit(result)
 
     def _on_model(self, info: ModelInfo) -> None:
-        changed = self.info is not None and self.info.name != info.name
         self.info = info
         self.ablations = ()
         self.input = None
         names = [layer.name for layer in info.layers]
-        if changed or self.layer not in names:
+        if self.layer not in names:
             self.layer = info.default_layer
         self.sample_index = min(self.sample_index, info.dataset_size - 1)
         self.model_opened.emit(info)

@@ -69,6 +69,7 @@ class Trainer:
         self.steps = 0
         self.optimizer = self.make_optimizer()
         self.losses = [self.loss().item()]
+        self.history = [self._flat_params()]
 
     def build(self) -> nn.Module:
         raise NotImplementedError
@@ -95,6 +96,14 @@ class Trainer:
             self.steps += 1
             with torch.no_grad():
                 self.losses.append(self.loss().item())
+            self.history.append(self._flat_params())
+
+    def _flat_params(self) -> np.ndarray:
+        """Every parameter as one vector, kept per step for tiny models only."""
+        n = sum(p.numel() for p in self.model.parameters())
+        if n > 16:
+            return np.zeros(0)
+        return np.concatenate([p.detach().numpy().ravel() for p in self.model.parameters()])
 
     def _tensors(self) -> tuple[dict, dict]:
         params, grads = {}, {}
@@ -107,8 +116,10 @@ class Trainer:
     def snapshot(self, sample: int = 0) -> Snapshot:
         params, grads = self._tensors()
         metric, metric_on = self.metric()
+        data = self.plot_data(sample)
+        data["history"] = np.array(self.history)  # (steps + 1, P); P = 0 for the MLP
         return Snapshot(self.name, self.steps, self.lr, self.seed, np.array(self.losses),
-                        params, grads, metric, metric_on, self.plot_data(sample))
+                        params, grads, metric, metric_on, data)
 
     def metric(self) -> tuple[Optional[float], str]:
         return None, ""
@@ -217,6 +228,7 @@ class DigitsMLP(Trainer):
             hidden = self.model[:3](x).numpy()[0]
             probs = torch.softmax(self.model(x), 1).numpy()[0]
         return {"hidden": hidden, "probs": probs, "sample": sample,
+                "n_samples": len(self.eval_set),
                 "image": self.eval_set.display[sample],
                 "label": int(self.eval_set.labels[sample])}
 
