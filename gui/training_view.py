@@ -10,7 +10,7 @@ from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import (QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
-from core.lessons.training import TRAINERS
+from core.lessons.snapshot import DEFAULT_LR
 from gui.views.training_plots import TrainingPlots
 from gui.worker import Worker
 
@@ -75,7 +75,7 @@ class TrainingView(QWidget):
         self.run_button.setChecked(False)
         self.trainer = trainer
         self.title.setText(title)
-        self.lr.setValue(TRAINERS[trainer].default_lr)
+        self.lr.setValue(DEFAULT_LR[trainer])
         mlp = trainer == "mlp"
         self.sample.setVisible(mlp)
         self.open_button.setVisible(mlp)

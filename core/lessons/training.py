@@ -8,7 +8,6 @@ produce a :class:`Snapshot` of everything the training view draws.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -17,42 +16,9 @@ from torch import nn
 
 from core.datasets import digits_split, digits_to_model, load_digits
 from core.jobs import CancelToken, report
+from core.lessons.snapshot import DEFAULT_LR, Snapshot
 
 GRID = 60
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The state of a training run after ``step`` updates.
-
-    Attributes
-    ----------
-    trainer : str
-    step : int
-    lr : float
-    seed : int
-    losses : (step + 1,) float64 ndarray
-        Training loss before the first step and after each one.
-    params, grads : dict of str to ndarray
-        Every parameter and its latest gradient (zeros before the first step).
-    metric : float or None
-        Accuracy (classification) on ``metric_on``; None for regression.
-    metric_on : str
-    data : dict
-        What the plots need: data points, the fitted line or the decision-boundary grid,
-        or the hidden activations of one input.
-    """
-
-    trainer: str
-    step: int
-    lr: float
-    seed: int
-    losses: np.ndarray
-    params: dict
-    grads: dict
-    metric: Optional[float] = None
-    metric_on: str = ""
-    data: dict = field(default_factory=dict)
 
 
 class Trainer:
@@ -132,7 +98,7 @@ class LinearRegression(Trainer):
     """y = w·x + b fitted to 40 noisy points by mean squared error."""
 
     name = "linear"
-    default_lr = 0.05
+    default_lr = DEFAULT_LR["linear"]
     TRUE_W, TRUE_B, NOISE = 1.7, -0.8, 0.6
 
     def build(self) -> nn.Module:
@@ -161,7 +127,7 @@ class LogisticRegression(Trainer):
     """Two classes of 2-D points separated by a line: sigmoid(w·x + b), cross-entropy."""
 
     name = "logistic"
-    default_lr = 0.5
+    default_lr = DEFAULT_LR["logistic"]
 
     def build(self) -> nn.Module:
         n = 100
@@ -199,7 +165,7 @@ class DigitsMLP(Trainer):
     """The digits with one hidden layer of 16 ReLU neurons (full-batch Adam)."""
 
     name = "mlp"
-    default_lr = 0.01
+    default_lr = DEFAULT_LR["mlp"]
     HIDDEN = 16
 
     def build(self) -> nn.Module:

@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QGridLayout, QWidget
 
-from core.lessons.training import Snapshot
+from core.lessons.snapshot import Snapshot
 
 BLUE, ORANGE, GREEN, GREY = "#4c9be8", "#e8894c", "#4cc38a", "#9a9a9a"
 
