@@ -7,13 +7,14 @@ from typing import Sequence
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenuBar
+from PySide6.QtWidgets import QFileDialog, QMenuBar
 
 
 class FileMenu(QObject):
     """Owns the File menu; the window connects its signals."""
 
     open_requested = Signal()
+    export_requested = Signal(str)
     file_chosen = Signal(str)
     quit_requested = Signal()
 
@@ -23,13 +24,17 @@ class FileMenu(QObject):
         self.open_action = QAction("&Open image…", self)
         self.open_action.setShortcut(QKeySequence.StandardKey.Open)
         self.recent_menu = self.menu.addMenu("Recent images")
+        self.export_action = QAction("&Export view (PNG + CSV)…", self)
+        self.export_action.setShortcut("Ctrl+E")
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         self.menu.insertAction(self.recent_menu.menuAction(), self.open_action)
+        self.menu.addAction(self.export_action)
         self.menu.addSeparator()
         self.menu.addAction(quit_action)
         self.open_action.triggered.connect(self.open_requested)
         quit_action.triggered.connect(self.quit_requested)
+        self.export_action.triggered.connect(self._on_export)
         self.set_recent(recent)
 
     def set_recent(self, files: Sequence[str]) -> None:
@@ -40,6 +45,14 @@ class FileMenu(QObject):
             action.setData(path)
             action.triggered.connect(self._on_recent)
         self.recent_menu.setEnabled(bool(files))
+
+    @Slot()
+    def _on_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.menu, "Export the view (a CSV of its "
+                                              "numbers is saved beside the PNG)",
+                                              "view.png", "PNG images (*.png)")
+        if path:
+            self.export_requested.emit(path)
 
     @Slot()
     def _on_recent(self) -> None:

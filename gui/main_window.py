@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
         self.file_menu.open_requested.connect(self.input_panel.choose_file)
         self.file_menu.file_chosen.connect(wb.open_image)
         self.file_menu.quit_requested.connect(self.close)
+        self.file_menu.export_requested.connect(self.views.export)
         self.status_panel.cancel_requested.connect(self._on_cancel_requested)
         worker.progress.connect(self.status_panel.show_progress)
         worker.busy_changed.connect(self.status_panel.set_busy)

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QLabel, QStackedWidget, QWidget
 from core.ablation import ablated_units
 from core.model import LayerInfo
 from core.session import Capture, ModelInfo
+from gui.export import export_view
 from gui.views.attention_view import AttentionView
 from gui.views.channel_grid import ChannelGridView
 from gui.views.neuron_view import NeuronView
@@ -61,6 +62,14 @@ class ViewStack(QStackedWidget):
                                           model.class_names if last else ())
             self.setCurrentWidget(self.neuron_view)
         return True
+
+    def export(self, png_path: str):
+        """PNG + CSV of the current view; None when no layer is shown yet."""
+        view = self.currentWidget()
+        if not hasattr(view, "numbers"):
+            return None
+        header, rows = view.numbers()
+        return export_view(view, header, rows, png_path)
 
     def set_stale(self, stale: bool) -> None:
         for view in (self.channel_grid, self.neuron_view, self.sequence_view,

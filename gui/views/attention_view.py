@@ -275,5 +275,14 @@ class AttentionView(QWidget):
         else:
             self.select_head(h)
 
+    def numbers(self) -> tuple[tuple[str, ...], list]:
+        h, t, _ = self.patterns.shape
+        tok = lambda i: self.tokens[i] if i < len(self.tokens) else ""  # noqa: E731
+        rows = [(layer_of(self.site), head, q, tok(q), k, tok(k),
+                 f"{self.patterns[head, q, k]:.6g}", int(head in self.ablated))
+                for head in range(h) for q in range(t) for k in range(t)]
+        return ("layer", "head", "query", "query_token", "key", "key_token", "weight",
+                "switched_off"), rows
+
     def set_stale(self, stale: bool) -> None:
         self.grid.setBackground("#2a2a3a" if stale else "k")

@@ -88,6 +88,13 @@ class ChannelGridView(QWidget):
         self._paint()
         self.drawn.emit(site)
 
+    def numbers(self) -> tuple[tuple[str, ...], list]:
+        """What the view shows, as numbers: one row per channel and pixel."""
+        c, h, w = self.data.shape
+        rows = [(self.site, ch, y, x, f"{self.data[ch, y, x]:.6g}", int(ch in self.ablated))
+                for ch in range(c) for y in range(h) for x in range(w)]
+        return ("layer", "channel", "y", "x", "activation", "switched_off"), rows
+
     def set_stale(self, stale: bool) -> None:
         """Tint the grid while a newer result is on its way (still interactive)."""
         self.grid.setBackground("#2a2a3a" if stale else "k")

@@ -70,6 +70,11 @@ class NeuronView(QWidget):
         self.title.setText(f"{site} — {n} neurons · {len(off)} switched off")
         self.drawn.emit(site)
 
+    def numbers(self) -> tuple[tuple[str, ...], list]:
+        rows = [(self.site, i, self.labels[i] if i < len(self.labels) else "",
+                 f"{v:.6g}", int(i in self.ablated)) for i, v in enumerate(self.values)]
+        return ("layer", "neuron", "label", "activation", "switched_off"), rows
+
     def set_stale(self, stale: bool) -> None:
         self.plot.setBackground("#2a2a3a" if stale else "k")
 

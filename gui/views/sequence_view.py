@@ -64,6 +64,12 @@ class SequenceView(QWidget):
         self.title.setText(f"{site} — {t} tokens × {f} features · {len(off)} switched off")
         self.drawn.emit(site)
 
+    def numbers(self) -> tuple[tuple[str, ...], list]:
+        t, f = self.values.shape
+        rows = [(self.site, i, self.tokens[i] if i < len(self.tokens) else "", j,
+                 f"{self.values[i, j]:.6g}") for i in range(t) for j in range(f)]
+        return ("layer", "position", "token", "feature", "value"), rows
+
     def set_stale(self, stale: bool) -> None:
         self.plot.setBackground("#2a2a3a" if stale else "k")
 

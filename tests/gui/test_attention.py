@@ -107,3 +107,12 @@ def test_minilm_heads_on_word_pieces(qtbot, make_window):
     assert window.accuracy_panel.result.metric == "cosine"
     assert window.accuracy_panel.current() < 1.0
     assert "similarity" in window.accuracy_panel.headline.text().lower()
+
+
+def test_export_attention_view(qtbot, twindow, tmp_path):
+    with qtbot.waitSignal(twindow.attention_view.drawn, timeout=WAIT):
+        _type(qtbot, twindow, "ABCABC")
+    png, table = twindow.views.export(str(tmp_path / "heads.png"))
+    lines = table.read_text().splitlines()
+    assert len(lines) == 4 * 7 * 7 + 1  # heads x query x key, plus the header
+    assert lines[1].startswith("block1.attn,0,0,^,0,^,1")

@@ -144,3 +144,12 @@ def test_image_file_is_converted_and_predicted(qtbot, make_window, tmp_path):
     assert window.workbench.input is not None
     assert "inverted" in window.input_panel.steps.text()
     assert window.prediction.headline.text().startswith("Prediction: 1")
+
+
+@pytest.mark.parametrize("layer,rows", [("conv2", 32 * 8 * 8), ("fc1", 64)])
+def test_export_view_writes_png_and_csv(qtbot, make_window, tmp_path, layer, rows):
+    window = make_window(layer=layer)
+    png, table = window.views.export(str(tmp_path / "view.png"))
+    assert png.stat().st_size > 5_000
+    lines = table.read_text().splitlines()
+    assert len(lines) == rows + 1 and lines[0].startswith("layer,")
