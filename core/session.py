@@ -269,6 +269,28 @@ class Session:
         return tuple(evaluator.sweep(site, range(layers[site].n_units), mode, token)
                      for site in sites)
 
+    def open_checkpoint(self, path: str, trusted_sha256: Optional[str] = None,
+                        token: Optional[CancelToken] = None) -> ModelInfo:
+        """Open a user's weights file (state_dict .pt/.pth, safetensors; a pickled
+        module or TorchScript only with ``trusted_sha256``) on the architecture it fits.
+
+        Raises :class:`core.checkpoints.NeedsTrust` or :class:`ModelLoadError`; the model
+        open before stays open either way.
+        """
+        from core.adapters.torch_adapter import TorchAdapter
+        from core.checkpoints import as_torch_state, open_checkpoint
+
+        report(token, 0.1, f"reading {Path(path).name} in a sandbox process…")
+        entry, state, result = open_checkpoint(path, trusted_sha256)
+        model = entry.builder()
+        model.load_state_dict(as_torch_state(state), strict=True)
+        dtype = "float32" if entry.kind == "image" else "int64"
+        adapter = TorchAdapter(model, f"{entry.name} ← {Path(path).name}", entry.input_shape,
+                               dtype)
+        title = f"{entry.name} with the weights of {Path(path).name}"
+        return self._install(adapter, DATASETS[entry.dataset](), title, entry.default_layer,
+                             token)
+
     # --- lessons 1-3: training step by step (issue #5) ------------------------------
     def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,
                      token: Optional[CancelToken] = None):

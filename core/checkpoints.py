@@ -1,0 +1,116 @@
+"""Open a user's checkpoint: find the zoo architecture its weights fit, or say exactly
+which tensors do not fit. Files that are code open only after the user trusted them."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from core.errors import MechscopeError, ModelLoadError
+from core.probe import ProbeResult, probe
+from core.zoo import ZOO, ZooEntry
+
+SHOWN_KEYS = 6
+
+
+class NeedsTrust(MechscopeError):
+    """The file is code (a pickled module or a TorchScript archive); opening it runs it.
+
+    Carries what the trust dialog shows. Picklable with its fields (it crosses from the
+    compute process to the window)."""
+
+    def __init__(self, message: str, path: str = "", size: int = 0, sha256: str = "",
+                 description: str = "", unsafe_globals: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.path, self.size, self.sha256 = path, size, sha256
+        self.description, self.unsafe_globals = description, tuple(unsafe_globals)
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.path, self.size, self.sha256,
+                             self.description, self.unsafe_globals))
+
+
+def _shapes(entry: ZooEntry) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in entry.builder().state_dict().items()}
+
+
+def _describe_mismatch(state: dict, wanted: dict) -> str:
+    missing = sorted(set(wanted) - set(state))
+    extra = sorted(set(state) - set(wanted))
+    shapes = sorted(k for k in set(state) & set(wanted) if tuple(state[k].shape) != wanted[k])
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", shapes)):
+        if keys:
+            more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
+            parts.append(f"{label}: {', '.join(keys[:SHOWN_KEYS])}{more}")
+    return "; ".join(parts)
+
+
+def match_zoo(state: dict, name: str = "the file") -> ZooEntry:
+    """The zoo architecture whose parameters have exactly these names and shapes.
+
+    Raises
+    ------
+    ModelLoadError
+        Listing, for the closest architecture, the missing, unexpected and mis-shaped keys.
+    """
+    best: Optional[tuple[int, ZooEntry, dict]] = None
+    for entry in ZOO.values():
+        if entry.load_state is not None:  # external packages are opened from the zoo list
+            continue
+        wanted = _shapes(entry)
+        if set(wanted) == set(state) and all(tuple(state[k].shape) == wanted[k]
+                                             for k in wanted):
+            return entry
+        overlap = len(set(wanted) & set(state))
+        if best is None or overlap > best[0]:
+            best = (overlap, entry, wanted)
+    hint = ""
+    if best is not None and best[0]:
+        hint = (f" Closest is {best[1].name}: "
+                f"{_describe_mismatch(state, best[2])}.")
+    raise ModelLoadError(f"The weights in {name} do not fit any architecture Mechscope "
+                         f"knows ({', '.join(e.name for e in ZOO.values())}).{hint}")
+
+
+def open_checkpoint(path: str | Path, trusted_sha256: Optional[str] = None):
+    """(ZooEntry, state dict of numpy arrays, ProbeResult) for a user's file.
+
+    A file that is code raises :class:`NeedsTrust` unless ``trusted_sha256`` equals its
+    SHA-256 — trust is given per file content, never per session.
+    """
+    result = probe(path)
+    state = result.state
+    if result.needs_trust:
+        if trusted_sha256 != result.sha256:
+            raise NeedsTrust(
+                f"{Path(path).name} is {result.sniffed.description}: opening it runs code "
+                "from the file.", result.path, result.size, result.sha256,
+                result.sniffed.description, result.unsafe_globals)
+        state = _load_trusted(result)
+    return match_zoo(state, Path(path).name), state, result
+
+
+def _load_trusted(result: ProbeResult) -> dict:
+    """Only after the user said yes to this exact file: run it and take its weights."""
+    import torch
+
+    if result.sniffed.kind == "torchscript":
+        with warnings.catch_warnings():  # TorchScript is deprecated, not yet gone
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(result.path, map_location="cpu")
+    else:
+        module = torch.load(result.path, map_location="cpu", weights_only=False)
+    if not hasattr(module, "state_dict"):
+        raise ModelLoadError(f"{Path(result.path).name} holds a {type(module).__name__}, "
+                             "not a model.")
+    return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+
+
+def as_torch_state(state: dict) -> dict:
+    import torch
+
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}

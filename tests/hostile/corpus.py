@@ -1,0 +1,197 @@
+"""Generate the hostile and malformed model files, with a manifest of what the user
+must be told for each. Run at test time into a temporary folder; nothing is committed.
+
+``python -m tests.hostile.corpus OUT_DIR`` writes the files and prints the manifest.
+
+Every canary pickle, if it were ever unpickled unsafely, would create ``MARKER`` in the
+output folder; the tests check it never appears.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import struct
+import sys
+import warnings
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MARKER = "PWNED"
+OK, TRUST = "<opens>", "<asks for trust>"
+
+
+class _Reduce:
+    """An object whose unpickling calls ``fn(*args)``: the classic pickle payload."""
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+def _payloads(marker: str) -> dict[str, object]:
+    import builtins
+    import importlib
+    import subprocess
+
+    touch = f"open({marker!r}, 'w').write('x')"
+    return {
+        "os_system": _Reduce(os.system, (f"touch {marker}",)),
+        "exec": _Reduce(builtins.exec, (touch,)),
+        "eval": _Reduce(builtins.eval, (touch,)),
+        "subprocess": _Reduce(subprocess.call, (["touch", marker],)),
+        "importlib": _Reduce(importlib.import_module, ("os",)),
+        "open_write": _Reduce(builtins.open, (marker, "w")),
+    }
+
+
+def _torch_zip_with(payload: bytes) -> bytes:
+    """A real torch zip checkpoint whose data.pkl is replaced by ``payload``."""
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = payload if item.filename.endswith("data.pkl") else src.read(item)
+            dst.writestr(item, data)
+    return out.getvalue()
+
+
+def _digits_state() -> OrderedDict:
+    from safetensors.torch import load_file
+
+    from core.paths import resource_path
+
+    return OrderedDict(load_file(str(resource_path("models", "digits_cnn.safetensors"))))
+
+
+def _safetensors_bytes(header: bytes, body: bytes = b"") -> bytes:
+    return struct.pack("<Q", len(header)) + header + body
+
+
+def build(out: Path) -> list[tuple[str, str]]:
+    """Write the corpus into ``out``; returns (file name, expected message) pairs."""
+    out.mkdir(parents=True, exist_ok=True)
+    marker = str(out / MARKER)
+    rng = np.random.default_rng(0)
+    manifest: list[tuple[str, str]] = []
+
+    def add(name: str, data: bytes, expect: str) -> None:
+        (out / name).write_bytes(data)
+        manifest.append((name, expect))
+
+    state = _digits_state()
+    good = io.BytesIO()
+    torch.save(state, good)
+    legacy = io.BytesIO()
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    from safetensors.torch import save
+
+    good_st = save(dict(state))
+    # Valid files open.
+    add("good_state_dict.pt", good.getvalue(), OK)
+    add("good_legacy.pth", legacy.getvalue(), OK)
+    add("good.safetensors", good_st, OK)
+    wrapped = io.BytesIO()
+    torch.save({"model_state_dict": state, "epoch": 7}, wrapped)
+    add("good_wrapped.ckpt", wrapped.getvalue(), OK)
+    # Random bytes and truncations, under every extension people use.
+    for ext in ("pt", "pth", "bin", "ckpt", "safetensors", "onnx", "pt2", "model", "pkl",
+                "h5", "tar", "npz"):
+        add(f"random.{ext}", rng.bytes(2048), "format Mechscope does not know")
+    for name, data in (("good_state_dict.pt", good.getvalue()),
+                       ("good_legacy.pth", legacy.getvalue()), ("good.safetensors", good_st)):
+        for frac in (0.5, 0.9):
+            cut = data[: int(len(data) * frac)]
+            add(f"truncated_{int(frac * 100)}_{name}", cut, "could not be read|damaged")
+    add("empty.pt", b"", "an empty file")
+    # Canary pickles: legacy pickle and zip form; none may run.
+    for key, obj in _payloads(marker).items():
+        raw = pickle.dumps(obj, protocol=2)
+        add(f"canary_{key}.pt", raw, TRUST)
+        add(f"canary_{key}_zip.pt", _torch_zip_with(raw), TRUST)
+    for protocol in (3, 4, 5):
+        raw = pickle.dumps(_payloads(marker)["os_system"], protocol=protocol)
+        add(f"canary_os_system_protocol{protocol}.pt", raw, TRUST)
+    add("canary_protocol0.pt", pickle.dumps(_payloads(marker)["exec"], protocol=0),
+        "a text file")
+    nested = pickle.dumps({"state_dict": {"w": _payloads(marker)["os_system"]}}, protocol=2)
+    add("canary_nested.pth", nested, TRUST)
+    # Code that the user may choose to trust: a whole pickled module, TorchScript.
+    from core.zoo import digits_cnn
+
+    module = digits_cnn.build()
+    module.load_state_dict(state)
+    full = io.BytesIO()
+    torch.save(module, full)
+    add("full_module.pt", full.getvalue(), TRUST)
+    script = io.BytesIO()
+    with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; users still have it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(module), script)
+    add("torchscript.pt", script.getvalue(), TRUST)
+    # Things that are not models at all.
+    add("page.pt", b"<!DOCTYPE html><html><body>Sign in to download</body></html>",
+        "a web page")
+    add("lfs_pointer.pt", b"version https://git-lfs.github.com/spec/v1\noid sha256:"
+        + b"0" * 64 + b"\nsize 1234\n", "Git LFS pointer")
+    add("script.pt", b"import torch\nmodel = torch.nn.Linear(2, 2)\n", "Python source")
+    add("notes.safetensors", b"these are my notes\n", "a text file")
+    png = io.BytesIO()
+    from PIL import Image
+
+    Image.new("L", (8, 8)).save(png, format="PNG")
+    add("image.pt", png.getvalue(), "PNG image")
+    npy = io.BytesIO()
+    np.save(npy, np.zeros((3, 3)))
+    add("array.pt", npy.getvalue(), "NumPy .npy")
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.npy", b"\x93NUMPY" + b"\x00" * 20_000_000)
+    add("zipbomb.npz", bomb.getvalue(), "npz")
+    plain_zip = io.BytesIO()
+    with zipfile.ZipFile(plain_zip, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    add("archive.pt", plain_zip.getvalue(), "ZIP archive that is not")
+    add("broken_zip.pt", b"PK\x03\x04" + rng.bytes(300), "damaged ZIP")
+    # safetensors that lie about their header.
+    add("huge_header.safetensors", struct.pack("<Q", 1 << 40) + b"{" + b" " * 100,
+        "header claims")
+    add("header_past_end.safetensors", _safetensors_bytes(b"{" + b" " * 50)[:-10],
+        "header claims")
+    add("bad_json.safetensors", _safetensors_bytes(b"{not json at all!!}"), "could not be read")
+    add("bad_offsets.safetensors", _safetensors_bytes(
+        b'{"w":{"dtype":"F32","shape":[1000,1000],"data_offsets":[0,4000000]}}', b"\0" * 16),
+        "could not be read")
+    # Real weights that fit no architecture, or almost fit one.
+    other = io.BytesIO()
+    torch.save(torch.nn.Linear(3, 3).state_dict(), other)
+    add("other_architecture.pt", other.getvalue(), "do not fit any architecture")
+    wrong = OrderedDict(state)
+    wrong["fc1.weight"] = torch.zeros(32, 512)
+    bad_shape = io.BytesIO()
+    torch.save(wrong, bad_shape)
+    add("wrong_shape.pt", bad_shape.getvalue(), "wrong shape: fc1.weight")
+    partial = OrderedDict((k, v) for k, v in state.items() if not k.startswith("fc2"))
+    missing = io.BytesIO()
+    torch.save(partial, missing)
+    add("missing_keys.pt", missing.getvalue(), "missing: fc2.bias, fc2.weight")
+    no_tensors = io.BytesIO()
+    torch.save({"epoch": 3, "lr": 0.1}, no_tensors)
+    add("no_tensors.pt", no_tensors.getvalue(), "holds no tensors")
+    add("just_a_list.pt", pickle.dumps([1, 2, 3], protocol=2), "could not be read")
+    return manifest
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "hostile_corpus")
+    for name, expect in build(target):
+        print(f"{name}\t{expect}")
