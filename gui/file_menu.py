@@ -14,6 +14,7 @@ class FileMenu(QObject):
     """Owns the File menu; the window connects its signals."""
 
     open_requested = Signal()
+    model_file_chosen = Signal(str)
     export_requested = Signal(str)
     file_chosen = Signal(str)
     quit_requested = Signal()
@@ -23,16 +24,20 @@ class FileMenu(QObject):
         self.menu = bar.addMenu("&File")
         self.open_action = QAction("&Open image…", self)
         self.open_action.setShortcut(QKeySequence.StandardKey.Open)
-        self.recent_menu = self.menu.addMenu("Recent images")
+        self.open_model_action = QAction("Open &model file…", self)
+        self.open_model_action.setShortcut("Ctrl+Shift+O")
+        self.recent_menu = self.menu.addMenu("Recent files")
         self.export_action = QAction("&Export view (PNG + CSV)…", self)
         self.export_action.setShortcut("Ctrl+E")
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         self.menu.insertAction(self.recent_menu.menuAction(), self.open_action)
+        self.menu.insertAction(self.recent_menu.menuAction(), self.open_model_action)
         self.menu.addAction(self.export_action)
         self.menu.addSeparator()
         self.menu.addAction(quit_action)
         self.open_action.triggered.connect(self.open_requested)
+        self.open_model_action.triggered.connect(self._on_open_model)
         quit_action.triggered.connect(self.quit_requested)
         self.export_action.triggered.connect(self._on_export)
         self.set_recent(recent)
@@ -45,6 +50,14 @@ class FileMenu(QObject):
             action.setData(path)
             action.triggered.connect(self._on_recent)
         self.recent_menu.setEnabled(bool(files))
+
+    @Slot()
+    def _on_open_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self.menu, "Open model weights (state_dict .pt/.pth, .safetensors)", "",
+            "Model files (*.pt *.pth *.ckpt *.bin *.safetensors);;All files (*)")
+        if path:
+            self.model_file_chosen.emit(path)
 
     @Slot()
     def _on_export(self) -> None:

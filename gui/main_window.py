@@ -16,6 +16,7 @@ from gui.accuracy_panel import AccuracyPanel
 from gui.crash import CrashDialog
 from gui.experiments_panel import ExperimentsPanel
 from gui.file_menu import FileMenu
+from gui.file_opener import FileOpener
 from gui.lesson_router import LessonRouter
 from gui.lessons_panel import LessonsPanel
 from gui.input_panel import InputPanel
@@ -44,6 +45,7 @@ class MainWindow(QMainWindow):
         self.worker = worker or Worker(self)
         self.workbench = Workbench(session, self.worker, self)
         self.crash_dialog = CrashDialog(self)
+        self.setAcceptDrops(True)
         self.file_menu = FileMenu(self.menuBar(), settings.recent_files() if settings else [])
         self.view_menu = self.menuBar().addMenu("&View")
         self._build(session)
@@ -152,7 +154,7 @@ class MainWindow(QMainWindow):
         self.attention_view.layer_requested.connect(self.model_tree.select)
         self.model_box.activated.connect(self._on_model_chosen)
         self.file_menu.open_requested.connect(self.input_panel.choose_file)
-        self.file_menu.file_chosen.connect(wb.open_image)
+        self.files = FileOpener(self, wb, self.file_menu, self.message_bar, self.settings)
         self.file_menu.quit_requested.connect(self.close)
         self.file_menu.export_requested.connect(self.views.export)
         self.status_panel.cancel_requested.connect(self._on_cancel_requested)
@@ -253,10 +255,16 @@ class MainWindow(QMainWindow):
             self.workbench.open_model(name)
 
     @Slot(object)
-    def _on_image_ok(self, converted) -> None:
+    def _on_image_ok(self, _converted) -> None:
         self.message_bar.hide()
-        if self.settings is not None:
-            self.file_menu.set_recent(self.settings.add_recent(converted.path))
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if self.files.open_urls(event.mimeData().urls()):
+            event.acceptProposedAction()
 
     @Slot(str, bool)
     def _on_stale(self, what: str, stale: bool) -> None:

@@ -56,6 +56,14 @@ class AppSettings:
         self._qs.setValue("files/recent", files)
         return files
 
+    def is_trusted(self, sha256: str) -> bool:
+        """Trust is remembered by file content (SHA-256), never by name or session."""
+        return bool(self._qs.value(f"trust/{sha256}", ""))
+
+    def trust(self, sha256: str, path: str) -> None:
+        self._qs.setValue(f"trust/{sha256}", path)
+        self._qs.sync()
+
     def geometry(self) -> Optional[QByteArray]:
         value = self._qs.value("window/geometry")
         return value if isinstance(value, QByteArray) else None

@@ -16,8 +16,10 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from core import ablation
 from core.ablation import Ablation
+from core.checkpoints import NeedsTrust
 from core.errors import MechscopeError
 from core.session import ModelInfo, Session
+from core.sniff import sniff
 from gui.worker import UnexpectedError, Worker
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class Workbench(QObject):
     ablations_changed = Signal(tuple)
     error = Signal(str)                   # a user error: shown in the message bar
     crashed = Signal(str)                 # a bug (UnexpectedError): shown in a dialog
+    trust_needed = Signal(object)         # core.checkpoints.NeedsTrust: ask the user
+    file_opened = Signal(str)             # an image or model file opened: for "recent"
     stale = Signal(str, bool)             # ("view" | "accuracy", stale?)
 
     def __init__(self, session: Session, worker: Worker, parent: QObject | None = None) -> None:
@@ -60,6 +64,7 @@ class Workbench(QObject):
         self.worker = worker
         self.info: Optional[ModelInfo] = None
         self._typed = ""
+        self._checkpoint = ""
         self.layer = ""
         self.sample_index = 0
         self.input: Optional[CurrentInput] = None
@@ -71,6 +76,7 @@ class Workbench(QObject):
 
     # --- intent -----------------------------------------------------------------------
     def open_model(self, name: str) -> None:
+        self._checkpoint = ""
         self.worker.submit("model", self.session.open_model, name)
 
     @Slot(str)
@@ -110,6 +116,19 @@ class Workbench(QObject):
             rest = tuple(a for a in self.ablations
                          if not (a.site == change.site and not a.whole_layer))
             self._set_ablations(rest + (change,))
+
+    def open_checkpoint(self, path: str, trusted_sha256: Optional[str] = None) -> None:
+        """Open a user's weights file; a file that is code comes back as trust_needed."""
+        self._checkpoint = path
+        self.worker.submit("model", self.session.open_checkpoint, path, trusted_sha256)
+
+    @Slot(str)
+    def open_file(self, path: str) -> None:
+        """A file from the menu, the recent list or a drop: an image or a model."""
+        if sniff(path).kind == "image":
+            self.open_image(path)
+        else:
+            self.open_checkpoint(path)
 
     def open_lesson_model(self) -> None:
         self.worker.submit("model", self.session.open_lesson_model)
@@ -167,11 +186,14 @@ class Workbench(QObject):
     def _on_finished(self, key: str, result: object) -> None:
         if key == "model":
             self._on_model(result)
+            if self._checkpoint:
+                self.file_opened.emit(self._checkpoint)
         elif key == "view":
             self._on_view(result)
         elif key == "image":
             self.input = CurrentInput(result.model_input, None, result.path)
             self.image_ready.emit(result)
+            self.file_opened.emit(result.path)
             self._refresh_view()
         elif key == "text":
             self.input = CurrentInput(result, None, f"typed “{self._typed}”")
@@ -215,6 +237,8 @@ class Workbench(QObject):
         self.stale.emit("accuracy" if key == "accuracy" else "view", False)
         if isinstance(error, UnexpectedError):
             self.crashed.emit(str(error))
+        elif isinstance(error, NeedsTrust):
+            self.trust_needed.emit(error)
         else:
             self.error.emit(str(error))
 
