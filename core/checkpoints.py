@@ -77,13 +77,16 @@ def match_zoo(state: dict, name: str = "the file") -> ZooEntry:
 
 
 def open_checkpoint(path: str | Path, trusted_sha256: Optional[str] = None):
-    """(ZooEntry, state dict of numpy arrays, ProbeResult) for a user's file.
+    """(ZooEntry, state dict of numpy arrays, ProbeResult) for a user's file; for an
+    ONNX file (checked by the probe), ``(None, None, ProbeResult)``.
 
     A file that is code raises :class:`NeedsTrust` unless ``trusted_sha256`` equals its
     SHA-256 — trust is given per file content, never per session.
     """
     result = probe(path)
     state = result.state
+    if result.sniffed.kind == "onnx":
+        return None, None, result
     if result.needs_trust:
         if trusted_sha256 != result.sha256:
             raise NeedsTrust(

@@ -103,6 +103,40 @@ def _read_pickle(path: Path, kind: str) -> tuple[Optional[dict], tuple[str, ...]
     return state, ()
 
 
+def _external_ok(path: Path, location: str) -> bool:
+    """External tensor data must live inside the model's own folder: no absolute paths,
+    no ``..``, no symlinks pointing elsewhere."""
+    if not location or Path(location).is_absolute() or ".." in Path(location).parts:
+        return False
+    folder = path.parent.resolve()
+    target = path.parent / location
+    if target.is_symlink():
+        return False
+    try:
+        target.resolve().relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_onnx(path: Path) -> None:
+    """Load, check and compile the graph — refusing external data that escapes."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path), load_external_data=False)
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+            if not _external_ok(path, location):
+                raise ValueError(f"it points to tensor data outside its folder "
+                                 f"({location!r}); refused")
+    onnx.checker.check_model(str(path))
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def _child(path_str: str, conn) -> None:
     # Explicit weights_only=True already wins over this variable; removing it as well
     # means no code path in this process can turn the safe loader off.
@@ -120,6 +154,9 @@ def _child(path_str: str, conn) -> None:
             conn.send(("ok", state, names))
         elif kind == "torchscript":
             conn.send(("ok", None, ()))
+        elif kind == "onnx":
+            _check_onnx(path)
+            conn.send(("onnx", None, ()))
         else:
             conn.send(("error", f"is {sniff(path).description}, not a model Mechscope "
                                 "can open", ()))
@@ -168,6 +205,8 @@ def probe(path: str | Path, time_limit: float = TIME_LIMIT_S) -> ProbeResult:
     status, payload, names = message
     if status == "error":
         raise ModelLoadError(f"{path.name} {payload}.")
+    if status == "onnx":  # checked and compiled in the child: safe to open here
+        return ProbeResult(str(path), size, sha256_of(path), sniffed)
     if payload is not None and sum(a.size for a in payload.values()) > MAX_PARAMETERS:
         raise ModelLoadError(f"{path.name} holds more than {MAX_PARAMETERS:,} numbers.")
     needs_trust = payload is None

@@ -18,7 +18,7 @@ from core.ablation import Ablation
 from core.cache import ActivationCache
 from core.attention import HeadScores, head_scores
 from core.datasets import Dataset, load_digits, load_induction, load_sentences
-from core.errors import AblationError, InputError, MechscopeError
+from core.errors import AblationError, InputError, MechscopeError, ModelLoadError
 from core.evaluate import EvalResult, Evaluator, Sweep
 from core.images import ConvertedImage, load_image
 from core.jobs import CancelToken, report
@@ -282,6 +282,8 @@ class Session:
 
         report(token, 0.1, f"reading {Path(path).name} in a sandbox process…")
         entry, state, result = open_checkpoint(path, trusted_sha256)
+        if entry is None:
+            return self._open_onnx(path, token)
         model = entry.builder()
         model.load_state_dict(as_torch_state(state), strict=True)
         dtype = "float32" if entry.kind == "image" else "int64"
@@ -290,6 +292,23 @@ class Session:
         title = f"{entry.name} with the weights of {Path(path).name}"
         return self._install(adapter, DATASETS[entry.dataset](), title, entry.default_layer,
                              token)
+
+    def _open_onnx(self, path: str, token: Optional[CancelToken]) -> ModelInfo:
+        """An ONNX model on the dataset whose inputs it takes."""
+        from core.adapters.onnx_adapter import OnnxAdapter
+
+        try:
+            adapter = OnnxAdapter(path, Path(path).name)
+        except (ValueError, KeyError) as exc:
+            raise ModelLoadError(f"{Path(path).name}: {exc}") from exc
+        for entry in ZOO.values():
+            if entry.kind == "image" and entry.input_shape == adapter.input_shape:
+                title = f"{Path(path).name} (ONNX) on the {entry.dataset} data"
+                return self._install(adapter, DATASETS[entry.dataset](), title,
+                                     adapter.layers()[0].name, token)
+        raise ModelLoadError(f"{Path(path).name} expects inputs of shape "
+                             f"{adapter.input_shape}; Mechscope has no dataset of that "
+                             "shape yet.")
 
     # --- lessons 1-3: training step by step (issue #5) ------------------------------
     def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,

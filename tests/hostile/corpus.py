@@ -188,7 +188,47 @@ def build(out: Path) -> list[tuple[str, str]]:
     torch.save({"epoch": 3, "lr": 0.1}, no_tensors)
     add("no_tensors.pt", no_tensors.getvalue(), "holds no tensors")
     add("just_a_list.pt", pickle.dumps([1, 2, 3], protocol=2), "could not be read")
+    _onnx_files(out, add)
     return manifest
+
+
+def _tiny_onnx(initializer_on_disk: bool = False):
+    """A 1-input, 1-output ONNX graph: y = x @ W (W 4x2)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((4, 2), np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="/fc/MatMul")], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])], [weight])
+    return onnx.helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _onnx_files(out: Path, add) -> None:
+    import onnx
+    from onnx import helper
+
+    broken = _tiny_onnx()
+    broken.graph.node.append(helper.make_node("Relu", ["nowhere"], ["z"], name="/bad/Relu"))
+    add("broken_graph.onnx", broken.SerializeToString(), "could not be read")
+    add("truncated.onnx", _tiny_onnx().SerializeToString()[:40], "could not be read|format")
+    (out / "secret.bin").write_bytes(b"\0" * 32)
+    for name, location in (("escape_dotdot.onnx", "../secret.bin"),
+                           ("escape_absolute.onnx", str(out / "secret.bin")),
+                           ("escape_symlink.onnx", "link.bin")):
+        model = _tiny_onnx()
+        tensor = model.graph.initializer[0]
+        tensor.ClearField("raw_data")
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        for key, value in (("location", location), ("offset", "0"), ("length", "32")):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+        add(name, model.SerializeToString(), "outside its folder")
+    link = out / "link.bin"
+    if not link.exists():
+        link.symlink_to(out.parent / "elsewhere.bin")
+    add("tiny_other_shape.onnx", _tiny_onnx().SerializeToString(), "no dataset of that shape")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,58 @@
+"""The ONNX adapter gives the torch adapter's numbers on the shipped CNN exported to ONNX
+— the same activations and the same ablated accuracies (issue #6)."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from core.ablation import Ablation
+from core.adapters.onnx_adapter import OnnxAdapter
+from core.model import ModelAdapter, missing_methods
+from core.session import Session
+
+ABLATIONS = ([], [Ablation("conv2", (3, 7))], [Ablation("fc1", (1, 5), "mean")],
+             [Ablation("conv1", tuple(range(8)))], [Ablation("relu2", (0, 4), "mean")])
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory, adapter):
+    path = tmp_path_factory.mktemp("onnx") / "digits_cnn.onnx"
+    with warnings.catch_warnings():  # the legacy exporter warns that it is legacy
+        warnings.simplefilter("ignore")
+        torch.onnx.export(adapter.model, (torch.zeros(1, 1, 16, 16),), str(path),
+                          dynamo=False, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
+    return path
+
+
+def test_both_adapters_conform(adapter, onnx_path):
+    onnx_adapter = OnnxAdapter(str(onnx_path), "x")
+    for obj in (adapter, onnx_adapter):
+        assert isinstance(obj, ModelAdapter) and not missing_methods(obj)
+    assert [i.name for i in onnx_adapter.layers()] == [i.name for i in adapter.layers()]
+    assert onnx_adapter.input_shape == adapter.input_shape
+
+
+def test_same_activations(adapter, dataset, onnx_path):
+    x = np.array(dataset.inputs[:32])
+    sites = [i.name for i in adapter.layers()]
+    here = adapter.run(x, capture=sites)
+    there = OnnxAdapter(str(onnx_path), "x").run(x, capture=sites)
+    for site in sites:
+        np.testing.assert_allclose(there.activations[site], here.activations[site],
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_same_ablated_accuracies(onnx_path):
+    torch_session, onnx_session = Session(), Session()
+    torch_session.open_model("digits_cnn")
+    info = onnx_session.open_checkpoint(str(onnx_path))
+    assert "ONNX" in info.title
+    for abls in ABLATIONS:
+        assert onnx_session.evaluate(abls).accuracy == pytest.approx(
+            torch_session.evaluate(abls).accuracy), abls
+    sweep = onnx_session._evaluator.sweep("conv2", range(4))
+    expected = [torch_session.evaluate([Ablation("conv2", (u,))]).accuracy for u in range(4)]
+    np.testing.assert_allclose(sweep.accuracy, expected)
