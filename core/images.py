@@ -109,7 +109,18 @@ def load_image(path: str | Path) -> ConvertedImage:
     path = Path(path)
     img, fmt = _open(path)
     gray, steps = _grayscale(img, fmt)
-    digit = _to_digit(gray, steps)
+    return convert_gray(gray, str(path), steps)
+
+
+def convert_gray(gray: np.ndarray, source: str,
+                 steps: list[str] | None = None) -> ConvertedImage:
+    """A (h, w) 0..1 grayscale picture (a file, or the drawing canvas) -> model input.
+
+    Raises :class:`InputError` if it is blank.
+    """
+    steps = list(steps or [f"{gray.shape[1]}x{gray.shape[0]} drawing"])
+    path = source
+    digit = _to_digit(np.asarray(gray, np.float32), steps)
     model_input = digits_to_model(digit[None] * DIGITS_MAX)[0]
     steps.append("upsampled 2x (bilinear) to the model's 16x16 input")
     preview = Image.fromarray((gray * 255).astype(np.uint8))

@@ -310,6 +310,21 @@ class Session:
                              f"{adapter.input_shape}; Mechscope has no dataset of that "
                              "shape yet.")
 
+    def use_dataset(self, path: str, token: Optional[CancelToken] = None) -> ModelInfo:
+        """Evaluate the open model on the user's own labelled data (a folder with one
+        sub-folder per class, .npz or .csv); the previous data stays if this fails."""
+        from core.user_data import load_user_data
+
+        adapter, dataset, _ = self._require()
+        if dataset.kind != "image":
+            raise InputError("Your own data can be used with image models for now.")
+        data = load_user_data(path, dataset.class_names, adapter.input_shape, token)
+        if data.display is None:  # arrays and CSV: show what the model gets
+            shown = np.asarray(data.inputs)[:, 0]
+            data = Dataset(data.name, data.inputs, data.labels, data.class_names,
+                           shown.astype(np.float32), data.groups, data.group_names)
+        return self._install(adapter, data, self.info.title, self.info.default_layer, token)
+
     # --- lessons 1-3: training step by step (issue #5) ------------------------------
     def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,
                      token: Optional[CancelToken] = None):
