@@ -28,7 +28,7 @@ from core.zoo import ZOO, ZooEntry
 log = logging.getLogger(__name__)
 CALLS = ("open_model", "sample", "load_image", "encode_text", "capture", "evaluate",
          "head_scores", "head_importance", "lesson_start", "lesson_step", "open_lesson_model",
-         "open_checkpoint", "use_dataset")
+         "open_checkpoint", "use_dataset", "convert_drawing")
 POLL_S = 0.05
 SHUTDOWN_S = 3.0
 

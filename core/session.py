@@ -194,6 +194,14 @@ class Session:
                              f"but {adapter.name} expects {adapter.input_shape}.")
         return converted
 
+    def convert_drawing(self, gray: np.ndarray,
+                        token: Optional[CancelToken] = None) -> ConvertedImage:
+        """A drawing from the canvas, (h, w) 0..1, converted like an image file."""
+        from core.images import convert_gray
+
+        self._require()
+        return convert_gray(np.asarray(gray, np.float32), "your drawing")
+
     def _check_ablations(self, ablations: Sequence[Ablation]) -> None:
         layers = {info.name: info for info in self._require()[0].layers()}
         for abl in ablations:

@@ -15,6 +15,7 @@ class FileMenu(QObject):
 
     open_requested = Signal()
     model_file_chosen = Signal(str)
+    data_chosen = Signal(str)
     export_requested = Signal(str)
     file_chosen = Signal(str)
     quit_requested = Signal()
@@ -26,6 +27,8 @@ class FileMenu(QObject):
         self.open_action.setShortcut(QKeySequence.StandardKey.Open)
         self.open_model_action = QAction("Open &model file…", self)
         self.open_model_action.setShortcut("Ctrl+Shift+O")
+        self.data_file_action = QAction("Evaluate on a data &file (.npz, .csv)…", self)
+        self.data_folder_action = QAction("Evaluate on a labelled &folder of images…", self)
         self.recent_menu = self.menu.addMenu("Recent files")
         self.export_action = QAction("&Export view (PNG + CSV)…", self)
         self.export_action.setShortcut("Ctrl+E")
@@ -33,11 +36,15 @@ class FileMenu(QObject):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         self.menu.insertAction(self.recent_menu.menuAction(), self.open_action)
         self.menu.insertAction(self.recent_menu.menuAction(), self.open_model_action)
+        self.menu.insertAction(self.recent_menu.menuAction(), self.data_file_action)
+        self.menu.insertAction(self.recent_menu.menuAction(), self.data_folder_action)
         self.menu.addAction(self.export_action)
         self.menu.addSeparator()
         self.menu.addAction(quit_action)
         self.open_action.triggered.connect(self.open_requested)
         self.open_model_action.triggered.connect(self._on_open_model)
+        self.data_file_action.triggered.connect(self._on_data_file)
+        self.data_folder_action.triggered.connect(self._on_data_folder)
         quit_action.triggered.connect(self.quit_requested)
         self.export_action.triggered.connect(self._on_export)
         self.set_recent(recent)
@@ -58,6 +65,21 @@ class FileMenu(QObject):
             "Model files (*.pt *.pth *.ckpt *.bin *.safetensors);;All files (*)")
         if path:
             self.model_file_chosen.emit(path)
+
+    @Slot()
+    def _on_data_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self.menu, "Labelled data: .npz with inputs and labels, or .csv (label last)",
+            "", "Data (*.npz *.npy *.csv);;All files (*)")
+        if path:
+            self.data_chosen.emit(path)
+
+    @Slot()
+    def _on_data_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(
+            self.menu, "A folder with one sub-folder of images per class")
+        if path:
+            self.data_chosen.emit(path)
 
     @Slot()
     def _on_export(self) -> None:

@@ -26,6 +26,7 @@ class FileOpener(QObject):
         self.dialog: Optional[TrustDialog] = None
         menu.file_chosen.connect(workbench.open_file)
         menu.model_file_chosen.connect(workbench.open_checkpoint)
+        menu.data_chosen.connect(workbench.use_dataset)
         workbench.trust_needed.connect(self._on_trust_needed)
         workbench.file_opened.connect(self._on_file_opened)
 

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListView, QLis
                                QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from core.images import ConvertedImage
+from gui.draw_panel import DrawPanel
 from gui.views.imaging import gray_to_uint8
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
@@ -32,6 +33,7 @@ class InputPanel(QWidget):
 
     sample_requested = Signal(int)
     image_file_chosen = Signal(str)
+    drawing_made = Signal(object)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -49,6 +51,11 @@ class InputPanel(QWidget):
         self.open_button = QPushButton("Open image…")
         self.open_button.setToolTip("A PNG/JPG of a digit: it is converted to the model's "
                                     "8x8 → 16x16 input, and the steps are shown")
+        self.draw_button = QPushButton("Draw…")
+        self.draw_button.setCheckable(True)
+        self.draw_button.setToolTip("Draw a digit with the mouse")
+        self.draw = DrawPanel()
+        self.draw.hide()
         self.source = QLabel("")
         self.source.setWordWrap(True)
         self.previews = [QLabel() for _ in range(3)]
@@ -59,12 +66,14 @@ class InputPanel(QWidget):
         controls = QVBoxLayout()
         controls.addWidget(self.index)
         controls.addWidget(self.open_button)
+        controls.addWidget(self.draw_button)
         controls.addStretch(1)
         text = QVBoxLayout()
         text.addWidget(self.source)
         text.addWidget(self.steps, 1)
         row = QHBoxLayout()
         row.addLayout(controls)
+        row.addWidget(self.draw)
         for label in self.previews:
             label.setFixedSize(72, 72)
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -77,6 +86,8 @@ class InputPanel(QWidget):
         self.strip.currentRowChanged.connect(self._on_strip_row)
         self.index.valueChanged.connect(self._on_index)
         self.open_button.clicked.connect(self.choose_file)
+        self.draw_button.toggled.connect(self.draw.setVisible)
+        self.draw.drawn.connect(self.drawing_made)
 
     def show_examples(self, images: np.ndarray, labels: np.ndarray) -> None:
         """Fill the strip with ``images`` (N, h, w) 0..1 and their ``labels`` (N,)."""
@@ -108,7 +119,8 @@ class InputPanel(QWidget):
         self.strip.clearSelection()
         self.strip.setCurrentRow(-1)
         self.strip.blockSignals(False)
-        self.source.setText(f"Image file {Path(converted.path).name}")
+        self.source.setText(f"Image file {Path(converted.path).name}"
+                            if Path(converted.path).is_file() else "Your drawing")
         self.source.setToolTip(converted.path)
         self._previews([converted.original, converted.digit, converted.model_input[0]],
                        ["your image", "8×8", "model input"])

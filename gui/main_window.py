@@ -143,6 +143,7 @@ class MainWindow(QMainWindow):
         self.model_tree.layer_selected.connect(wb.select_layer)
         self.input_panel.sample_requested.connect(wb.select_sample)
         self.input_panel.image_file_chosen.connect(wb.open_image)
+        self.input_panel.drawing_made.connect(wb.use_drawing)
         self.token_panel.sample_requested.connect(wb.select_sample)
         self.token_panel.text_submitted.connect(wb.open_text)
         self.views.unit_toggled.connect(wb.toggle_unit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -124,11 +125,24 @@ class Workbench(QObject):
 
     @Slot(str)
     def open_file(self, path: str) -> None:
-        """A file from the menu, the recent list or a drop: an image or a model."""
-        if sniff(path).kind == "image":
+        """A file or folder from the menu, the recent list or a drop: an image, your
+        evaluation data (a folder, .npz, .npy, .csv) or a model."""
+        kind = "folder" if Path(path).is_dir() else sniff(path).kind
+        if kind == "image":
             self.open_image(path)
+        elif kind in ("folder", "npz", "npy") or path.lower().endswith(".csv"):
+            self.use_dataset(path)
         else:
             self.open_checkpoint(path)
+
+    @Slot(str)
+    def use_dataset(self, path: str) -> None:
+        self._checkpoint = ""
+        self.worker.submit("model", self.session.use_dataset, path)
+
+    @Slot(object)
+    def use_drawing(self, gray) -> None:
+        self.worker.submit("image", self.session.convert_drawing, gray)
 
     def open_lesson_model(self) -> None:
         self.worker.submit("model", self.session.open_lesson_model)
@@ -193,7 +207,8 @@ class Workbench(QObject):
         elif key == "image":
             self.input = CurrentInput(result.model_input, None, result.path)
             self.image_ready.emit(result)
-            self.file_opened.emit(result.path)
+            if Path(result.path).is_file():
+                self.file_opened.emit(result.path)
             self._refresh_view()
         elif key == "text":
             self.input = CurrentInput(result, None, f"typed “{self._typed}”")

@@ -97,3 +97,34 @@ def test_a_web_page_saved_as_pt_is_named(qtbot, window, files):
         window.workbench.open_file(str(files / "page.pt"))
     assert "web page" in window.message_bar.message()
     assert window.workbench.info.name == "digits_cnn"
+
+
+def test_drawing_a_one_predicts_one(qtbot, window):
+    panel = window.input_panel
+    panel.draw_button.click()
+    canvas = panel.draw.canvas
+    assert canvas.isVisible()
+    with qtbot.waitSignal(window.workbench.capture_ready, timeout=WAIT):
+        qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(70, 20))
+        for y in range(25, 125, 5):
+            qtbot.mouseMove(canvas, QPoint(70, y))
+        qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(70, 120))
+    assert window.input_panel.source.text() == "Your drawing"
+    assert window.prediction.headline.text().startswith("Prediction: 1")
+
+
+def test_evaluating_on_dropped_data(qtbot, window, tmp_path):
+    import numpy as np
+
+    inputs = np.zeros((6, 1, 16, 16), np.float32)
+    labels = np.arange(6) % 10
+    np.savez(tmp_path / "mine.npz", x=inputs, y=labels)
+    with qtbot.waitSignal(window.accuracy_panel.updated, timeout=WAIT):
+        window.workbench.open_file(str(tmp_path / "mine.npz"))
+    assert window.accuracy_panel.result.n == 6
+    assert window.input_panel.strip.count() == 6
+    np.savez(tmp_path / "bad.npz", x=np.zeros((2, 3)), y=[0, 1])
+    with qtbot.waitSignal(window.workbench.error, timeout=WAIT):
+        window.workbench.open_file(str(tmp_path / "bad.npz"))
+    assert "expects (1, 16, 16)" in window.message_bar.message()
+    assert window.accuracy_panel.result.n == 6  # the data in use stayed
