@@ -60,8 +60,6 @@ class ChannelGridView(QWidget):
         self.detail.invertY(True)
         self.detail_image = pg.ImageItem(axisOrder="row-major")
         self.detail.addItem(self.detail_image)
-        self.detail_bar = pg.ColorBarItem(interactive=False, width=12)
-        self.detail_bar.setImageItem(self.detail_image, insert_in=self.detail.getPlotItem())
         split = QSplitter()
         split.addWidget(self.grid)
         split.addWidget(self.detail)
@@ -122,7 +120,7 @@ class ChannelGridView(QWidget):
             self._boxes.append(box)
             self._titles.append(label)
         rows = math.ceil(n / cols)
-        self.bar = pg.ColorBarItem(interactive=False, width=12)
+        self.bar = pg.ColorBarItem(interactive=False, width=12, rounding=1e-3)
         self.grid.addItem(self.bar, row=0, col=cols, rowspan=max(rows, 1))
 
     def _paint(self) -> None:
@@ -162,10 +160,10 @@ class ChannelGridView(QWidget):
             return
         unit = min(self.selected, len(self.tiles) - 1)
         img = self.data[unit]
-        levels = levels_for(img, cmap.name or "")
-        self.detail_image.setImage(img, levels=levels)
-        self.detail_bar.setColorMap(cmap)
-        self.detail_bar.setLevels(levels)
+        # The enlarged tile uses the grid's colours, so the grid's colour bar reads it.
+        levels = (levels_for(self.data, cmap.name or "") if self.shared.isChecked()
+                  else levels_for(img, cmap.name or ""))
+        self.detail_image.setImage(img, levels=levels, lut=cmap.getLookupTable(nPts=256))
         # Auto-range mode (not a one-off autoRange) so the tile still fits after the
         # splitter or the inserted colour bar resizes the plot.
         self.detail.getViewBox().enableAutoRange(enable=True)

@@ -33,7 +33,8 @@ class SequenceView(QWidget):
         self.plot.setLabel("left", "token")
         self.image = ValueImageItem(0, self._on_click, self._on_hover)
         self.plot.addItem(self.image)
-        self.bar = pg.ColorBarItem(interactive=False, width=12, colorMap=pg.colormap.get(DIVERGING))
+        self.bar = pg.ColorBarItem(interactive=False, width=12, rounding=1e-3,
+                                colorMap=pg.colormap.get(DIVERGING))
         self.bar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
         self.off = pg.ScatterPlotItem(symbol="s", size=6, pen=None, brush="#ff3b30")
         self.plot.addItem(self.off)
