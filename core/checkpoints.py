@@ -16,6 +16,20 @@ from core.zoo import ZOO, ZooEntry
 SHOWN_KEYS = 6
 
 
+class NeedsInputSpec(MechscopeError):
+    """The model's input cannot be matched to a dataset without asking the user.
+
+    Carries the file's SHA-256 (the answer is remembered per model) and a first guess."""
+
+    def __init__(self, message: str, path: str = "", sha256: str = "",
+                 guess=None) -> None:
+        super().__init__(message)
+        self.path, self.sha256, self.guess = path, sha256, guess
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.path, self.sha256, self.guess))
+
+
 class NeedsTrust(MechscopeError):
     """The file is code (a pickled module or a TorchScript archive); opening it runs it.
 

@@ -135,6 +135,8 @@ class Session:
 
     def _install(self, adapter: ModelAdapter, dataset: Dataset, title: str,
                  default_layer: str, token: Optional[CancelToken] = None) -> ModelInfo:
+        if adapter is not self.adapter:
+            self._spec = None  # a spec belongs to the model it was given for
         layers = adapter.layers()
         self._cache.clear()
         self.adapter, self.dataset = adapter, dataset
@@ -189,6 +191,7 @@ class Session:
         """Convert an image file into the current model's input (:class:`InputError`)."""
         adapter, _, _ = self._require()
         converted = load_image(path)
+        converted = self._respecified(converted)
         if converted.model_input.shape != adapter.input_shape:
             raise InputError(f"The converted image has shape {converted.model_input.shape}, "
                              f"but {adapter.name} expects {adapter.input_shape}.")
@@ -200,7 +203,20 @@ class Session:
         from core.images import convert_gray
 
         self._require()
-        return convert_gray(np.asarray(gray, np.float32), "your drawing")
+        return self._respecified(convert_gray(np.asarray(gray, np.float32), "your drawing"))
+
+    def _respecified(self, converted: ConvertedImage) -> ConvertedImage:
+        """For a model with its own input spec, the 8x8 digit converted to that input."""
+        spec = getattr(self, "_spec", None)
+        if spec is None or self.adapter is None or \
+                tuple(spec.shape) != tuple(self.adapter.input_shape):
+            return converted
+        from dataclasses import replace
+
+        model_input = spec.apply(converted.digit[None])[0]
+        model_input.setflags(write=False)
+        return replace(converted, model_input=model_input,
+                       steps=converted.steps[:-1] + (f"converted to {spec.describe()}",))
 
     def _check_ablations(self, ablations: Sequence[Ablation]) -> None:
         layers = {info.name: info for info in self._require()[0].layers()}
@@ -278,7 +294,7 @@ class Session:
                      for site in sites)
 
     def open_checkpoint(self, path: str, trusted_sha256: Optional[str] = None,
-                        token: Optional[CancelToken] = None) -> ModelInfo:
+                        spec=None, token: Optional[CancelToken] = None) -> ModelInfo:
         """Open a user's weights file (state_dict .pt/.pth, safetensors; a pickled
         module or TorchScript only with ``trusted_sha256``) on the architecture it fits.
 
@@ -291,7 +307,7 @@ class Session:
         report(token, 0.1, f"reading {Path(path).name} in a sandbox process…")
         entry, state, result = open_checkpoint(path, trusted_sha256)
         if entry is None:
-            return self._open_onnx(path, token)
+            return self._open_onnx(path, result.sha256, spec, token)
         model = entry.builder()
         model.load_state_dict(as_torch_state(state), strict=True)
         dtype = "float32" if entry.kind == "image" else "int64"
@@ -301,22 +317,40 @@ class Session:
         return self._install(adapter, DATASETS[entry.dataset](), title, entry.default_layer,
                              token)
 
-    def _open_onnx(self, path: str, token: Optional[CancelToken]) -> ModelInfo:
-        """An ONNX model on the dataset whose inputs it takes."""
+    def _open_onnx(self, path: str, sha256: str, spec, token: Optional[CancelToken]
+                   ) -> ModelInfo:
+        """An ONNX model on the dataset whose inputs it takes — or, given an input spec
+        (asked once from the user), on the digits converted to that input."""
         from core.adapters.onnx_adapter import OnnxAdapter
+        from core.checkpoints import NeedsInputSpec
+        from core.preprocess import guess
 
+        name = Path(path).name
         try:
-            adapter = OnnxAdapter(path, Path(path).name)
+            adapter = OnnxAdapter(path, name)
         except (ValueError, KeyError) as exc:
-            raise ModelLoadError(f"{Path(path).name}: {exc}") from exc
+            raise ModelLoadError(f"{name}: {exc}") from exc
         for entry in ZOO.values():
-            if entry.kind == "image" and entry.input_shape == adapter.input_shape:
-                title = f"{Path(path).name} (ONNX) on the {entry.dataset} data"
+            if entry.kind == "image" and entry.input_shape == adapter.input_shape \
+                    and spec is None:
+                title = f"{name} (ONNX) on the {entry.dataset} data"
                 return self._install(adapter, DATASETS[entry.dataset](), title,
                                      adapter.layers()[0].name, token)
-        raise ModelLoadError(f"{Path(path).name} expects inputs of shape "
-                             f"{adapter.input_shape}; Mechscope has no dataset of that "
-                             "shape yet.")
+        if spec is None:
+            first = guess(adapter.input_shape, name)
+            raise NeedsInputSpec(f"{name} reads {first.channels}×{first.height}×"
+                                 f"{first.width} images: how should their values be "
+                                 "scaled?", path, sha256, first)
+        if tuple(spec.shape) != tuple(adapter.input_shape):
+            raise ModelLoadError(f"{name} reads {adapter.input_shape}, not {spec.shape}.")
+        digits = load_digits("eval")
+        data = Dataset(f"digits (eval) as {spec.describe()}", spec.apply(digits.display),
+                       digits.labels, digits.class_names, digits.display, digits.groups,
+                       digits.group_names)
+        info = self._install(adapter, data, f"{name} (ONNX), input {spec.describe()}",
+                             adapter.layers()[0].name, token)
+        self._spec = spec
+        return info
 
     def use_dataset(self, path: str, token: Optional[CancelToken] = None) -> ModelInfo:
         """Evaluate the open model on the user's own labelled data (a folder with one

@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, QUrl, Slot
 from PySide6.QtWidgets import QWidget
 
 from gui.file_menu import FileMenu
+from gui.input_spec_dialog import InputSpecDialog
 from gui.message_bar import MessageBar
 from gui.settings import AppSettings
 from gui.trust_dialog import TrustDialog
@@ -28,6 +29,8 @@ class FileOpener(QObject):
         menu.model_file_chosen.connect(workbench.open_checkpoint)
         menu.data_chosen.connect(workbench.use_dataset)
         workbench.trust_needed.connect(self._on_trust_needed)
+        workbench.spec_needed.connect(self._on_spec_needed)
+        self.spec_dialog: Optional[InputSpecDialog] = None
         workbench.file_opened.connect(self._on_file_opened)
 
     def open_urls(self, urls: Iterable[QUrl]) -> bool:
@@ -52,6 +55,24 @@ class FileOpener(QObject):
         self.dialog = TrustDialog(error, self.window)
         self.dialog.finished.connect(self._on_trust_answered)
         self.dialog.open()  # non-blocking; Cancel is the default
+
+    @Slot(object)
+    def _on_spec_needed(self, error) -> None:
+        known = self.settings.input_spec(error.sha256) if self.settings else None
+        if known is not None:
+            self.workbench.open_checkpoint(error.path, None, known)
+            return
+        self.spec_dialog = InputSpecDialog(error, self.window)
+        self.spec_dialog.accepted.connect(self._on_spec_given)
+        self.spec_dialog.open()
+
+    @Slot()
+    def _on_spec_given(self) -> None:
+        dialog = self.spec_dialog
+        spec = dialog.spec()
+        if self.settings is not None:
+            self.settings.remember_input_spec(dialog.error.sha256, spec)
+        self.workbench.open_checkpoint(dialog.error.path, None, spec)
 
     @Slot(int)
     def _on_trust_answered(self, _result: int) -> None:

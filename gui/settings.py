@@ -3,6 +3,8 @@ recently opened files (QSettings, INI format so it is readable and easy to reset
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -62,6 +64,20 @@ class AppSettings:
 
     def trust(self, sha256: str, path: str) -> None:
         self._qs.setValue(f"trust/{sha256}", path)
+        self._qs.sync()
+
+    def input_spec(self, sha256: str):
+        """The input description the user gave for this model file, if any."""
+        from core.preprocess import InputSpec
+
+        raw = self._qs.value(f"input_spec/{sha256}", "")
+        try:
+            return InputSpec(**json.loads(raw)) if raw else None
+        except (TypeError, ValueError):
+            return None
+
+    def remember_input_spec(self, sha256: str, spec) -> None:
+        self._qs.setValue(f"input_spec/{sha256}", json.dumps(asdict(spec)))
         self._qs.sync()
 
     def geometry(self) -> Optional[QByteArray]:

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from core import ablation
 from core.ablation import Ablation
-from core.checkpoints import NeedsTrust
+from core.checkpoints import NeedsInputSpec, NeedsTrust
 from core.errors import MechscopeError
 from core.session import ModelInfo, Session
 from core.sniff import sniff
@@ -57,6 +57,7 @@ class Workbench(QObject):
     crashed = Signal(str)                 # a bug (UnexpectedError): shown in a dialog
     trust_needed = Signal(object)         # core.checkpoints.NeedsTrust: ask the user
     file_opened = Signal(str)             # an image or model file opened: for "recent"
+    spec_needed = Signal(object)          # core.checkpoints.NeedsInputSpec: ask once
     stale = Signal(str, bool)             # ("view" | "accuracy", stale?)
 
     def __init__(self, session: Session, worker: Worker, parent: QObject | None = None) -> None:
@@ -118,10 +119,13 @@ class Workbench(QObject):
                          if not (a.site == change.site and not a.whole_layer))
             self._set_ablations(rest + (change,))
 
-    def open_checkpoint(self, path: str, trusted_sha256: Optional[str] = None) -> None:
-        """Open a user's weights file; a file that is code comes back as trust_needed."""
+    def open_checkpoint(self, path: str, trusted_sha256: Optional[str] = None,
+                        spec=None) -> None:
+        """Open a user's model file; a file that is code comes back as trust_needed, a
+        model whose input must be described as spec_needed."""
         self._checkpoint = path
-        self.worker.submit("model", self.session.open_checkpoint, path, trusted_sha256)
+        self.worker.submit("model", self.session.open_checkpoint, path, trusted_sha256,
+                           spec)
 
     @Slot(str)
     def open_file(self, path: str) -> None:
@@ -254,6 +258,8 @@ class Workbench(QObject):
             self.crashed.emit(str(error))
         elif isinstance(error, NeedsTrust):
             self.trust_needed.emit(error)
+        elif isinstance(error, NeedsInputSpec):
+            self.spec_needed.emit(error)
         else:
             self.error.emit(str(error))
 

@@ -56,3 +56,23 @@ def test_same_ablated_accuracies(onnx_path):
     sweep = onnx_session._evaluator.sweep("conv2", range(4))
     expected = [torch_session.evaluate([Ablation("conv2", (u,))]).accuracy for u in range(4)]
     np.testing.assert_allclose(sweep.accuracy, expected)
+
+
+def test_a_model_of_another_input_size_asks_once_then_runs(tmp_path):
+    from core.checkpoints import NeedsInputSpec
+    from tests.core.mnist_like import make
+
+    path = tmp_path / "mnist_like.onnx"
+    spec = make(path)
+    session = Session()
+    session.open_model("digits_cnn")
+    with pytest.raises(NeedsInputSpec) as caught:
+        session.open_checkpoint(str(path))
+    assert caught.value.guess.shape == (1, 28, 28) and caught.value.sha256
+    assert session.info.name == "digits_cnn"  # nothing changed while asking
+    info = session.open_checkpoint(str(path), spec=spec)
+    assert "28×28" in info.title and session.evaluate().accuracy > 0.9
+    image = session.sample(0)
+    assert session.capture(np.array(session.dataset.inputs[0]), ["1"]).activations["1"].shape \
+        == (8, 24, 24)
+    assert image.model_input.shape == (1, 28, 28)

@@ -128,3 +128,21 @@ def test_evaluating_on_dropped_data(qtbot, window, tmp_path):
         window.workbench.open_file(str(tmp_path / "bad.npz"))
     assert "expects (1, 16, 16)" in window.message_bar.message()
     assert window.accuracy_panel.result.n == 6  # the data in use stayed
+
+
+def test_input_description_is_asked_once_per_model(qtbot, window, tmp_path):
+    from tests.core.mnist_like import make
+
+    path = tmp_path / "mnist_like.onnx"
+    make(path)
+    window.workbench.open_checkpoint(str(path))
+    qtbot.waitUntil(lambda: window.files.spec_dialog is not None
+                    and window.files.spec_dialog.isVisible(), timeout=WAIT)
+    dialog = window.files.spec_dialog
+    dialog.preset.setCurrentText("MNIST mean/std (0.1307, 0.3081)")
+    with qtbot.waitSignal(window.workbench.model_opened, timeout=WAIT):
+        dialog.accept()
+    assert "0.1307" in window.workbench.info.title
+    with qtbot.waitSignal(window.workbench.model_opened, timeout=WAIT):
+        window.workbench.open_checkpoint(str(path))
+    assert window.files.spec_dialog is dialog  # not asked again
