@@ -84,6 +84,25 @@ def _read_safetensors(path: Path) -> dict:
     return load_file(str(path))
 
 
+def pickle_globals(data: bytes) -> tuple[str, ...]:
+    """The ``module.name`` globals a pickle would import, read with pickletools — the
+    opcodes are only listed, never executed."""
+    import pickletools
+
+    found, strings = [], []
+    try:
+        for opcode, arg, _pos in pickletools.genops(data):
+            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                strings.append(str(arg))
+            elif opcode.name == "GLOBAL":
+                found.append(str(arg).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # a damaged pickle: list what was found before the damage
+        pass
+    return tuple(dict.fromkeys(found))
+
+
 def _read_pickle(path: Path, kind: str) -> tuple[Optional[dict], tuple[str, ...]]:
     """Weights via ``weights_only=True``; else the globals that would have to run."""
     import pickle
@@ -93,9 +112,10 @@ def _read_pickle(path: Path, kind: str) -> tuple[Optional[dict], tuple[str, ...]
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        names: tuple[str, ...] = ()
         if kind == "torch-zip":
             names = tuple(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+        else:
+            names = pickle_globals(path.read_bytes()[:64 * 1024 ** 2])
         return None, names
     state = _flatten(_unwrap(loaded)) if isinstance(loaded, dict) else {}
     if not state:
@@ -164,6 +184,54 @@ def _child(path_str: str, conn) -> None:
         conn.send(("error", f"could not be read: {type(exc).__name__}: {exc}", ()))
 
 
+def _image_child(path_str: str, conn) -> None:
+    warnings.simplefilter("ignore")
+    try:
+        from core.images import load_image
+
+        load_image(path_str)
+        conn.send(("ok", None, ()))
+    except Exception as exc:  # InputError or a decoder's own error: the message is sent
+        conn.send(("error", str(exc), ()))
+
+
+def probe_image(path: str | Path, time_limit: float = TIME_LIMIT_S) -> None:
+    """Decode an image in a child process first, so a decoder crash or hang on a hostile
+    file costs a message, not the compute process. Raises ``InputError``."""
+    from core.errors import InputError
+
+    message, exitcode = _run_child(_image_child, Path(path), time_limit)
+    name = Path(path).name
+    if message is None:
+        reason = (f"did not finish within {time_limit:.0f} s" if exitcode == -9
+                  else f"crashed the image decoder (exit code {exitcode})")
+        raise InputError(f"{name} {reason}; it was not opened.")
+    if message[0] == "error":
+        raise InputError(message[1])
+
+
+def _run_child(target, path: Path, time_limit: float):
+    """Run ``target(path, conn)`` in a child; (its message or None, its exit code)."""
+    # fork is fast and safe here (the child touches no GUI); elsewhere spawn.
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=target, args=(str(path), child), daemon=True)
+    process.start()
+    child.close()
+    message = None
+    try:
+        if parent.poll(time_limit):
+            message = parent.recv()
+    except (EOFError, OSError):
+        message = None
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join(2)
+        parent.close()
+    return message, process.exitcode
+
+
 def probe(path: str | Path, time_limit: float = TIME_LIMIT_S) -> ProbeResult:
     """Parse ``path`` in a child process and describe it.
 
@@ -180,27 +248,11 @@ def probe(path: str | Path, time_limit: float = TIME_LIMIT_S) -> ProbeResult:
         raise ModelLoadError(f"{path.name} is {size / 1024 ** 3:.1f} GB; Mechscope opens "
                              f"models up to {MAX_FILE_BYTES / 1024 ** 3:.0f} GB.")
     sniffed = sniff(path)
-    # fork is fast and safe here (the child touches no GUI); elsewhere spawn.
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=_child, args=(str(path), child), daemon=True)
-    process.start()
-    child.close()
-    message = None
-    try:
-        if parent.poll(time_limit):
-            message = parent.recv()
-    except (EOFError, OSError):
-        message = None
-    finally:
-        if process.is_alive():
-            process.kill()
-        process.join(2)
-        parent.close()
+    message, exitcode = _run_child(_child, path, time_limit)
     if message is None:
         # Killed by us (-9) means it ran out of time; anything else, it died by itself.
-        reason = (f"did not finish within {time_limit:.0f} s" if process.exitcode == -9
-                  else f"crashed the parser (exit code {process.exitcode})")
+        reason = (f"did not finish within {time_limit:.0f} s" if exitcode == -9
+                  else f"crashed the parser (exit code {exitcode})")
         raise ModelLoadError(f"{path.name} {reason}; it was not opened.")
     status, payload, names = message
     if status == "error":

@@ -189,7 +189,10 @@ class Session:
     def load_image(self, path: str | Path,
                    token: Optional[CancelToken] = None) -> ConvertedImage:
         """Convert an image file into the current model's input (:class:`InputError`)."""
+        from core.probe import probe_image
+
         adapter, _, _ = self._require()
+        probe_image(path)  # decode once in a sandbox process before decoding here
         converted = load_image(path)
         converted = self._respecified(converted)
         if converted.model_input.shape != adapter.input_shape:

@@ -27,7 +27,7 @@ class TrustDialog(QMessageBox):
         self.setInformativeText(
             f"Size: {error.size:,} bytes\nSHA-256: {error.sha256}\n"
             + (f"Code it would call:\n{code}" if names else
-               "It is a TorchScript archive: its code is compiled into the file."))
+               "Its code is compiled into the file (TorchScript) and cannot be listed."))
         self.cancel = self.addButton(QMessageBox.StandardButton.Cancel)
         self.trust = self.addButton("Trust this file and open it",
                                     QMessageBox.ButtonRole.AcceptRole)

@@ -116,3 +116,22 @@ def test_a_parser_that_hangs_or_crashes_is_contained(corpus, monkeypatch, child,
     monkeypatch.setattr(probe, "_child", child)
     with pytest.raises(ModelLoadError, match=message):
         probe.probe(folder / "good_state_dict.pt", time_limit=1)
+
+
+def test_legacy_pickle_globals_are_listed_without_running(corpus, opened):
+    folder, _ = corpus
+    with pytest.raises(NeedsTrust) as caught:
+        opened.open_checkpoint(str(folder / "canary_os_system.pt"))
+    assert any(name.endswith("system") for name in caught.value.unsafe_globals)
+    assert not (folder / MARKER).exists()
+
+
+def test_image_decoder_crash_is_contained(tmp_path, monkeypatch):
+    from core import probe
+    from core.errors import InputError
+
+    monkeypatch.setattr(probe, "_image_child", _crash)
+    path = tmp_path / "x.png"
+    path.write_bytes(b"\\x89PNG")
+    with pytest.raises(InputError, match="crashed the image decoder"):
+        probe.probe_image(path, time_limit=2)
