@@ -133,6 +133,7 @@ class TrainingPlots(QWidget):
         plot.clear()
         plot.setTitle(title)
         plot.setLabel("bottom", "value")
+        plot.setLabel("left", "share of the layer's numbers")
         names = ("fc1.weight", "fc2.weight")
         # One range for both layers, so their spreads can be compared by eye.
         spread = max(float(np.abs(arrays[n]).max()) for n in names) or 1.0
