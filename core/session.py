@@ -18,12 +18,14 @@ from core.ablation import Ablation
 from core.cache import ActivationCache
 from core.attention import HeadScores, head_scores
 from core.datasets import Dataset, load_digits, load_induction, load_sentences
-from core.errors import AblationError, InputError, MechscopeError, ModelLoadError
+from core.errors import AblationError, InputError, MechscopeError
 from core.evaluate import EvalResult, Evaluator, Sweep
 from core.images import ConvertedImage, load_image
 from core.jobs import CancelToken, report
 from core.loading import open_zoo, zoo_entry
 from core.model import HookReport, LayerInfo, ModelAdapter
+from core.session_files import UserFilesMixin
+from core.session_lessons import LessonsMixin
 from core.zoo import ZOO, ZooEntry
 
 CACHE_BYTES = 256 * 1024 * 1024
@@ -109,7 +111,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-class Session:
+class Session(UserFilesMixin, LessonsMixin):
     """Current model + evaluation dataset, and the caches that make toggles fast."""
 
     def __init__(self, cache_bytes: int = CACHE_BYTES) -> None:
@@ -200,27 +202,6 @@ class Session:
                              f"but {adapter.name} expects {adapter.input_shape}.")
         return converted
 
-    def convert_drawing(self, gray: np.ndarray,
-                        token: Optional[CancelToken] = None) -> ConvertedImage:
-        """A drawing from the canvas, (h, w) 0..1, converted like an image file."""
-        from core.images import convert_gray
-
-        self._require()
-        return self._respecified(convert_gray(np.asarray(gray, np.float32), "your drawing"))
-
-    def _respecified(self, converted: ConvertedImage) -> ConvertedImage:
-        """For a model with its own input spec, the 8x8 digit converted to that input."""
-        spec = getattr(self, "_spec", None)
-        if spec is None or self.adapter is None or \
-                tuple(spec.shape) != tuple(self.adapter.input_shape):
-            return converted
-        from dataclasses import replace
-
-        model_input = spec.apply(converted.digit[None])[0]
-        model_input.setflags(write=False)
-        return replace(converted, model_input=model_input,
-                       steps=converted.steps[:-1] + (f"converted to {spec.describe()}",))
-
     def _check_ablations(self, ablations: Sequence[Ablation]) -> None:
         layers = {info.name: info for info in self._require()[0].layers()}
         for abl in ablations:
@@ -295,115 +276,6 @@ class Session:
         layers = {i.name: i for i in adapter.layers()}
         return tuple(evaluator.sweep(site, range(layers[site].n_units), mode, token)
                      for site in sites)
-
-    def open_checkpoint(self, path: str, trusted_sha256: Optional[str] = None,
-                        spec=None, token: Optional[CancelToken] = None) -> ModelInfo:
-        """Open a user's weights file (state_dict .pt/.pth, safetensors; a pickled
-        module or TorchScript only with ``trusted_sha256``) on the architecture it fits.
-
-        Raises :class:`core.checkpoints.NeedsTrust` or :class:`ModelLoadError`; the model
-        open before stays open either way.
-        """
-        from core.adapters.torch_adapter import TorchAdapter
-        from core.checkpoints import as_torch_state, open_checkpoint
-
-        report(token, 0.1, f"reading {Path(path).name} in a sandbox process…")
-        entry, state, result = open_checkpoint(path, trusted_sha256)
-        if entry is None:
-            return self._open_onnx(path, result.sha256, spec, token)
-        model = entry.builder()
-        model.load_state_dict(as_torch_state(state), strict=True)
-        dtype = "float32" if entry.kind == "image" else "int64"
-        adapter = TorchAdapter(model, f"{entry.name} ← {Path(path).name}", entry.input_shape,
-                               dtype)
-        title = f"{entry.name} with the weights of {Path(path).name}"
-        return self._install(adapter, DATASETS[entry.dataset](), title, entry.default_layer,
-                             token)
-
-    def _open_onnx(self, path: str, sha256: str, spec, token: Optional[CancelToken]
-                   ) -> ModelInfo:
-        """An ONNX model on the dataset whose inputs it takes — or, given an input spec
-        (asked once from the user), on the digits converted to that input."""
-        from core.adapters.onnx_adapter import OnnxAdapter
-        from core.checkpoints import NeedsInputSpec
-        from core.preprocess import guess
-
-        name = Path(path).name
-        try:
-            adapter = OnnxAdapter(path, name)
-        except (ValueError, KeyError) as exc:
-            raise ModelLoadError(f"{name}: {exc}") from exc
-        for entry in ZOO.values():
-            if entry.kind == "image" and entry.input_shape == adapter.input_shape \
-                    and spec is None:
-                title = f"{name} (ONNX) on the {entry.dataset} data"
-                return self._install(adapter, DATASETS[entry.dataset](), title,
-                                     adapter.layers()[0].name, token)
-        if spec is None:
-            first = guess(adapter.input_shape, name)
-            raise NeedsInputSpec(f"{name} reads {first.channels}×{first.height}×"
-                                 f"{first.width} images: how should their values be "
-                                 "scaled?", path, sha256, first)
-        if tuple(spec.shape) != tuple(adapter.input_shape):
-            raise ModelLoadError(f"{name} reads {adapter.input_shape}, not {spec.shape}.")
-        digits = load_digits("eval")
-        data = Dataset(f"digits (eval) as {spec.describe()}", spec.apply(digits.display),
-                       digits.labels, digits.class_names, digits.display, digits.groups,
-                       digits.group_names)
-        info = self._install(adapter, data, f"{name} (ONNX), input {spec.describe()}",
-                             adapter.layers()[0].name, token)
-        self._spec = spec
-        return info
-
-    def use_dataset(self, path: str, token: Optional[CancelToken] = None) -> ModelInfo:
-        """Evaluate the open model on the user's own labelled data (a folder with one
-        sub-folder per class, .npz or .csv); the previous data stays if this fails."""
-        from core.user_data import load_user_data
-
-        adapter, dataset, _ = self._require()
-        if dataset.kind != "image":
-            raise InputError("Your own data can be used with image models for now.")
-        data = load_user_data(path, dataset.class_names, adapter.input_shape, token)
-        if data.display is None:  # arrays and CSV: show what the model gets
-            shown = np.asarray(data.inputs)[:, 0]
-            data = Dataset(data.name, data.inputs, data.labels, data.class_names,
-                           shown.astype(np.float32), data.groups, data.group_names)
-        return self._install(adapter, data, self.info.title, self.info.default_layer, token)
-
-    # --- lessons 1-3: training step by step (issue #5) ------------------------------
-    def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,
-                     token: Optional[CancelToken] = None):
-        """Start (or restart) a lesson's training; returns its first Snapshot."""
-        from core.lessons.training import TRAINERS
-
-        if trainer not in TRAINERS:
-            raise InputError(f"There is no lesson trainer {trainer!r}.")
-        self._trainer = TRAINERS[trainer](seed=seed, lr=lr)
-        return self._trainer.snapshot()
-
-    def lesson_step(self, n: int = 1, lr: Optional[float] = None, sample: int = 0,
-                    token: Optional[CancelToken] = None):
-        """``n`` gradient steps of the running lesson (at ``lr`` if given)."""
-        trainer = getattr(self, "_trainer", None)
-        if trainer is None:
-            raise MechscopeError("Start a lesson first.")
-        if lr is not None and lr != trainer.lr:
-            trainer.set_lr(lr)
-        trainer.step(n, token)
-        return trainer.snapshot(sample)
-
-    def open_lesson_model(self, token: Optional[CancelToken] = None) -> ModelInfo:
-        """Open the lesson-3 network, as trained so far, in the workbench."""
-        import copy
-
-        from core.adapters.torch_adapter import TorchAdapter
-
-        trainer = getattr(self, "_trainer", None)
-        if trainer is None or trainer.name != "mlp":
-            raise MechscopeError("Train the one-hidden-layer network (lesson 3) first.")
-        adapter = TorchAdapter(copy.deepcopy(trainer.model), "lesson_mlp", (1, 16, 16))
-        title = f"Lesson 3 network after {trainer.steps} steps (16 hidden neurons)"
-        return self._install(adapter, DATASETS["digits"](), title, "fc1", token)
 
     def evaluate(self, ablations: Sequence[Ablation] = (),
                  token: Optional[CancelToken] = None) -> EvalResult:

@@ -16,7 +16,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper, numpy_helper, shape_inference
+from onnx import helper, shape_inference
 
 from core.ablation import Ablation
 from core.errors import AblationError

@@ -1,7 +1,11 @@
-# An MNIST-like model (1x28x28, normalised with MNIST mean/std) trained on the digits
-# resized to 28x28, exported to ONNX: the case "a model from a tutorial".
-import warnings, numpy as np, torch
+"""An MNIST-like model (1x28x28, normalised with MNIST's mean/std), trained at test
+time on the digits resized to 28x28 and exported to ONNX: "a model from a tutorial"."""
+
+import warnings
+
+import torch
 from torch import nn
+
 from core.datasets import digits_split
 from core.preprocess import InputSpec
 
