@@ -161,12 +161,12 @@ def _start_state(options: Options, settings: Optional[AppSettings]) -> tuple[str
 
 def run(options: Options, session=None) -> int:
     """Show the window, open the model on the worker, and run the event loop."""
+    # The name first: the log's folder (~/.local/share/Mechscope) is derived from it.
+    QApplication.setApplicationName("Mechscope")
     crash.setup_logging()
     tune_allocator()
     configure_pyqtgraph()
     app = QApplication.instance() or QApplication([])
-    app.setApplicationName("Mechscope")
-    app.setOrganizationName("Mechscope")
     app.setWindowIcon(QIcon(str(resource_path("icons", "mechscope.png"))))
     scripted = options.smoke_test or options.screenshot or options.timing
     # Scripted runs are reproducible: they neither read nor write the user's settings.
@@ -181,8 +181,10 @@ def run(options: Options, session=None) -> int:
     timer = StartupTimer(window) if options.timing else None  # noqa: F841 (kept alive)
     # The window paints before torch is imported: the model opens on the worker.
     QTimer.singleShot(0, lambda: window.workbench.open_model(model))
-    # Lets Ctrl-C in the terminal reach Python while Qt's loop runs.
+    # Ctrl-C in the terminal, or a logout's SIGTERM, closes the window normally (settings
+    # saved, compute process stopped) instead of killing the interpreter mid-flight.
     signal.signal(signal.SIGINT, lambda *_: window.close())
+    signal.signal(signal.SIGTERM, lambda *_: window.close())
     keepalive = QTimer()
     keepalive.start(200)
     keepalive.timeout.connect(lambda: None)

@@ -225,6 +225,7 @@ class Workbench(QObject):
             self.importance_ready.emit(result)
 
     def _on_model(self, info: ModelInfo) -> None:
+        log.info("model %s ready (%s)", info.name, info.title)
         self.info = info
         self.ablations = ()
         self.input = None

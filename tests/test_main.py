@@ -32,3 +32,23 @@ def test_help_lists_models_and_layers():
     proc = _run("--help")
     assert proc.returncode == 0
     assert "digits_cnn" in proc.stdout and "conv2" in proc.stdout
+
+
+def test_sigterm_closes_the_window_normally(tmp_path):
+    """A logout's SIGTERM: settings are saved and the exit code is 0."""
+    import signal
+    import time
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path),
+               XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
+    proc = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "data" / "Mechscope" / "mechscope.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "ready" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling a file another process writes; not a timing assertion
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "config" / "Mechscope" / "Mechscope.ini").exists()
+    assert "leaked semaphore" not in err
