@@ -15,12 +15,11 @@ import sys
 def _parser() -> argparse.ArgumentParser:
     from core.zoo import DEFAULT_MODEL, ZOO
 
-    models = "\n".join(f"  {e.name:<14} {e.title}" for e in ZOO.values())
-    layers = "\n".join(f"  {e.name}: default {e.default_layer}" for e in ZOO.values())
-    epilog = (f"built-in models:\n{models}\n\nlayers:\n{layers}\n  digits_cnn: conv1 relu1 "
-              "pool1 conv2 relu2 pool2 flatten fc1 relu3 fc2\n  induction_transformer: "
-              "embed block0.attn block0.attn.pattern block1.attn ... unembed\n\n"
-              "--text LETTERS feeds typed letters to a token model instead of --input.")
+    models = "\n".join(f"  {e.name:<22} {e.title}\n  {'':<22} layers: {e.layers_hint} "
+                       f"(default {e.default_layer})" for e in ZOO.values())
+    epilog = (f"built-in models (--model) and their layers (--layer):\n{models}\n\n"
+              "--text LETTERS (or a sentence for minilm) feeds typed text to a token model "
+              "instead of --input.")
     p = argparse.ArgumentParser(prog="mechscope", description=__doc__.splitlines()[0],
                                 epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=sorted(ZOO),

@@ -32,6 +32,7 @@ def test_help_lists_models_and_layers():
     proc = _run("--help")
     assert proc.returncode == 0
     assert "digits_cnn" in proc.stdout and "conv2" in proc.stdout
+    assert "induction_transformer" in proc.stdout and "block1.attn" in proc.stdout
 
 
 def test_sigterm_closes_the_window_normally(tmp_path):

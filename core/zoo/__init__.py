@@ -48,6 +48,8 @@ class ZooEntry:
     kind: str = "image"
     encoder: Optional[Callable[[str], object]] = None
     load_state: Optional[Callable[[Path], dict]] = None
+    #: The main layer names, for ``--help`` (listing them exactly needs torch).
+    layers_hint: str = ""
 
 
 def _digits_cnn():
@@ -78,6 +80,7 @@ ZOO: dict[str, ZooEntry] = {
         default_layer="conv1",
         trained_by="core.zoo.train_digits_cnn",
         builder=_digits_cnn,
+        layers_hint="conv1 relu1 pool1 conv2 relu2 pool2 flatten fc1 relu3 fc2",
     ),
     "induction_transformer": ZooEntry(
         name="induction_transformer",
@@ -90,6 +93,8 @@ ZOO: dict[str, ZooEntry] = {
         builder=_induction_transformer,
         kind="tokens",
         encoder=_encode_letters,
+        layers_hint="block0.attn block1.attn (attention views), embed, block0, block1, "
+                    "unembed",
     ),
 }
 
@@ -112,6 +117,7 @@ def _register_minilm() -> None:
         kind="embedding",
         encoder=minilm.encode,
         load_state=minilm.load_state,
+        layers_hint="encoder.layer.0.attention.self … encoder.layer.5.attention.self",
     )
 
 
