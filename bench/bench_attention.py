@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 import torch
 
-from bench.bench_workbench import paired_medians
+from bench.common import paired_medians, plain_vs_capture
 from core.ablation import Ablation
 from core.runtime import tune_allocator
 from core.session import Session
@@ -30,18 +30,9 @@ def main() -> None:
     session.open_model("induction_transformer")
     adapter, dataset = session.adapter, session.dataset
     tokens = np.array(dataset.inputs)
-    x = torch.from_numpy(tokens)
     patterns = [i.name for i in adapter.layers() if i.kind == "Pattern"]
     heads = [i.name for i in adapter.layers() if i.kind == "HeadOutputs"]
-
-    def plain():
-        with torch.inference_mode():
-            adapter.model(x)
-
-    def capture():
-        adapter.run(tokens, capture=patterns)
-
-    plain_s, capture_s = paired_medians(plain, capture, args.repeats)
+    plain_s, capture_s = plain_vs_capture(adapter, tokens, patterns, args.repeats)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{len(dataset)} sequences of {adapter.input_shape[0]} tokens, allocator tuned: {tuned}")
     print(f"plain forward                           {plain_s * 1e3:8.2f} ms")

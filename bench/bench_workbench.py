@@ -11,28 +11,13 @@ Not a test: nothing asserts on time.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-
 import numpy as np
 import torch
 
+from bench.common import paired_medians, plain_vs_capture
 from core.ablation import Ablation
 from core.runtime import tune_allocator
 from core.session import Session
-
-
-def paired_medians(fn_a, fn_b, repeats: int) -> tuple[float, float]:
-    """Median seconds of two functions timed alternately, so drift in the machine's
-    speed (other load, frequency) hits both sides alike."""
-    fn_a(), fn_b()  # warm-up (allocator, caches)
-    a, b = [], []
-    for _ in range(repeats):
-        for fn, times in ((fn_a, a), (fn_b, b)):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(a), statistics.median(b)
 
 
 def main() -> None:
@@ -46,17 +31,8 @@ def main() -> None:
     session.open_model("digits_cnn")
     adapter, dataset = session.adapter, session.dataset
     x_np = np.array(dataset.inputs)
-    x = torch.from_numpy(x_np)
     sites = [info.name for info in adapter.layers()]
-
-    def plain():
-        with torch.inference_mode():
-            adapter.model(x)
-
-    def capture_all():
-        adapter.run(x_np, capture=sites)
-
-    plain_s, capture_s = paired_medians(plain, capture_all, args.repeats)
+    plain_s, capture_s = plain_vs_capture(adapter, x_np, sites, args.repeats)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{len(dataset)} examples of {adapter.input_shape}, allocator tuned: {tuned}")
     print(f"plain forward                      {plain_s * 1e3:8.2f} ms")

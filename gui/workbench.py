@@ -35,6 +35,10 @@ class CurrentInput:
     description: str
 
 
+def _classify(path: str, token=None) -> tuple[str, str]:
+    return path, "folder" if Path(path).is_dir() else sniff(path).kind
+
+
 def _sample_and_capture(session: Session, index: int, sites, ablations, token=None):
     sample = session.sample(index)
     return sample, session.capture(sample.model_input, sites, ablations, token=token)
@@ -131,7 +135,10 @@ class Workbench(QObject):
     def open_file(self, path: str) -> None:
         """A file or folder from the menu, the recent list or a drop: an image, your
         evaluation data (a folder, .npz, .npy, .csv) or a model."""
-        kind = "folder" if Path(path).is_dir() else sniff(path).kind
+        # Reading the file (a zip's directory, say) is I/O: not on the GUI thread.
+        self.worker.submit("open", _classify, path)
+
+    def _dispatch(self, path: str, kind: str) -> None:
         if kind == "image":
             self.open_image(path)
         elif kind in ("folder", "npz", "npy") or path.lower().endswith(".csv"):
@@ -214,6 +221,8 @@ class Workbench(QObject):
             if Path(result.path).is_file():
                 self.file_opened.emit(result.path)
             self._refresh_view()
+        elif key == "open":
+            self._dispatch(*result)
         elif key == "text":
             self.input = CurrentInput(result, None, f"typed “{self._typed}”")
             self._refresh_view()

@@ -11,12 +11,11 @@ import argparse
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from core.datasets import digits_split, digits_to_model
-from core.paths import resources_dir
 from core.zoo import digits_cnn
+from core.zoo.weights import save_weights
 
 SEED = 0
 EPOCHS = 40
@@ -64,9 +63,7 @@ def main() -> None:
     model = train(args.epochs)
     ev_images, ev_labels = digits_split("eval")
     print(f"held-out accuracy {accuracy(model, ev_images, ev_labels):.4f}")
-    out = resources_dir() / "models" / "digits_cnn.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out),
-              metadata={"trained_by": "core.zoo.train_digits_cnn", "seed": str(SEED)})
+    out = save_weights(model, "digits_cnn.safetensors", "core.zoo.train_digits_cnn", SEED)
     print(f"wrote {out}")
 
 

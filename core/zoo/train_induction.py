@@ -12,12 +12,11 @@ import argparse
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
-from core.paths import resources_dir
 from core.zoo import tiny_transformer
 from core.zoo.induction import IGNORE, eval_set, make_batch, next_token_targets
+from core.zoo.weights import save_weights
 
 SEED = 0
 STEPS = 3000
@@ -60,9 +59,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=STEPS)
     args = parser.parse_args()
     model = train(args.steps)
-    out = resources_dir() / "models" / "induction_transformer.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out),
-              metadata={"trained_by": "core.zoo.train_induction", "seed": str(SEED)})
+    out = save_weights(model, "induction_transformer.safetensors",
+                       "core.zoo.train_induction", SEED)
     print(f"held-out accuracy {accuracy(model):.4f}\nwrote {out}")
 
 

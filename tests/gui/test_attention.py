@@ -116,3 +116,23 @@ def test_export_attention_view(qtbot, twindow, tmp_path):
     lines = table.read_text().splitlines()
     assert len(lines) == 4 * 7 * 7 + 1  # heads x query x key, plus the header
     assert lines[1].startswith("block1.attn,0,0,^,0,^,1")
+
+
+def test_ctrl_click_in_a_sequence_view_switches_a_feature_off(qtbot, twindow):
+    from PySide6.QtCore import QPointF
+
+    view = twindow.views.sequence_view
+    with qtbot.waitSignal(view.drawn, timeout=WAIT):
+        twindow.model_tree.select("embed")
+    assert twindow.views.currentWidget() is view and view.values.shape[1] == 64
+
+    def pos():
+        return view.plot.mapFromScene(view.image.mapToScene(QPointF(10.5, 2.5)))
+
+    qtbot.waitUntil(lambda: view.image in view.plot.items(pos()), timeout=WAIT)
+    with qtbot.waitSignal(twindow.accuracy_panel.updated, timeout=WAIT):
+        qtbot.mouseClick(view.plot.viewport(), Qt.MouseButton.LeftButton,
+                         Qt.KeyboardModifier.ControlModifier, pos())
+    assert twindow.workbench.ablations == (Ablation("embed", (10,)),)
+    qtbot.waitUntil(lambda: 10 in view.ablated, timeout=WAIT)
+    assert not view.values[:, 10].any()  # the drawn column is really zeroed
