@@ -15,14 +15,14 @@ from typing import Optional, Sequence
 import numpy as np
 
 from core.ablation import Ablation
-from core.cache import ActivationCache
-from core.attention import HeadScores, head_scores
+from core.analysis.cache import ActivationCache
+from core.analysis.attention import HeadScores, head_scores
 from core.datasets import Dataset, load_digits, load_induction, load_sentences
 from core.errors import AblationError, InputError, MechscopeError
-from core.evaluate import EvalResult, Evaluator, Sweep
-from core.images import ConvertedImage, load_image
+from core.analysis.evaluate import EvalResult, Evaluator, Sweep
+from core.files.images import ConvertedImage, load_image
 from core.jobs import CancelToken, report
-from core.loading import open_zoo, zoo_entry
+from core.zoo.loading import open_zoo, zoo_entry
 from core.model import HookReport, LayerInfo, ModelAdapter
 from core.session_files import UserFilesMixin
 from core.session_lessons import LessonsMixin
@@ -191,7 +191,7 @@ class Session(UserFilesMixin, LessonsMixin):
     def load_image(self, path: str | Path,
                    token: Optional[CancelToken] = None) -> ConvertedImage:
         """Convert an image file into the current model's input (:class:`InputError`)."""
-        from core.probe import probe_image
+        from core.files.probe import probe_image
 
         adapter, _, _ = self._require()
         probe_image(path)  # decode once in a sandbox process before decoding here

@@ -11,7 +11,7 @@ import numpy as np
 
 from core.datasets import Dataset, load_digits
 from core.errors import InputError, ModelLoadError
-from core.images import ConvertedImage
+from core.files.images import ConvertedImage
 from core.jobs import CancelToken, report
 from core.zoo import ZOO
 
@@ -22,7 +22,7 @@ class UserFilesMixin:
     def convert_drawing(self, gray: np.ndarray,
                         token: Optional[CancelToken] = None) -> ConvertedImage:
         """A drawing from the canvas, (h, w) 0..1, converted like an image file."""
-        from core.images import convert_gray
+        from core.files.images import convert_gray
 
         self._require()
         return self._respecified(convert_gray(np.asarray(gray, np.float32), "your drawing"))
@@ -45,11 +45,11 @@ class UserFilesMixin:
         """Open a user's weights file (state_dict .pt/.pth, safetensors; a pickled
         module or TorchScript only with ``trusted_sha256``) on the architecture it fits.
 
-        Raises :class:`core.checkpoints.NeedsTrust` or :class:`ModelLoadError`; the model
+        Raises :class:`core.files.checkpoints.NeedsTrust` or :class:`ModelLoadError`; the model
         open before stays open either way.
         """
         from core.adapters.torch_adapter import TorchAdapter
-        from core.checkpoints import as_torch_state, open_checkpoint
+        from core.files.checkpoints import as_torch_state, open_checkpoint
 
         report(token, 0.1, f"reading {Path(path).name} in a sandbox process…")
         entry, state, result = open_checkpoint(path, trusted_sha256)
@@ -69,8 +69,8 @@ class UserFilesMixin:
         """An ONNX model on the dataset whose inputs it takes — or, given an input spec
         (asked once from the user), on the digits converted to that input."""
         from core.adapters.onnx_adapter import OnnxAdapter
-        from core.checkpoints import NeedsInputSpec
-        from core.preprocess import guess
+        from core.files.checkpoints import NeedsInputSpec
+        from core.files.preprocess import guess
 
         name = Path(path).name
         try:
@@ -102,7 +102,7 @@ class UserFilesMixin:
     def use_dataset(self, path: str, token: Optional[CancelToken] = None):
         """Evaluate the open model on the user's own labelled data (a folder with one
         sub-folder per class, .npz or .csv); the previous data stays if this fails."""
-        from core.user_data import load_user_data
+        from core.files.user_data import load_user_data
 
         adapter, dataset, _ = self._require()
         if dataset.kind != "image":

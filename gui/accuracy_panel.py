@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from core.evaluate import EvalResult
+from core.analysis.evaluate import EvalResult
 
 
 class AccuracyPanel(QWidget):

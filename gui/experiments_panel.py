@@ -10,7 +10,7 @@ from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from core.evaluate import EvalResult
+from core.analysis.evaluate import EvalResult
 
 COLUMNS = ("#", "model", "what was removed or changed", "score", "Δ vs intact", "loss")
 

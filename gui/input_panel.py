@@ -12,7 +12,7 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListView, QListWidget,
                                QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from core.images import ConvertedImage
+from core.files.images import ConvertedImage
 from gui.draw_panel import DrawPanel
 from gui.views.imaging import gray_to_uint8
 

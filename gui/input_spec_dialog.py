@@ -8,7 +8,7 @@ from typing import Optional
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
                                QWidget)
 
-from core.preprocess import PRESETS, InputSpec
+from core.files.preprocess import PRESETS, InputSpec
 
 
 class InputSpecDialog(QDialog):

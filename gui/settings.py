@@ -68,7 +68,7 @@ class AppSettings:
 
     def input_spec(self, sha256: str):
         """The input description the user gave for this model file, if any."""
-        from core.preprocess import InputSpec
+        from core.files.preprocess import InputSpec
 
         raw = self._qs.value(f"input_spec/{sha256}", "")
         try:

@@ -17,10 +17,10 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from core import ablation
 from core.ablation import Ablation
-from core.checkpoints import NeedsInputSpec, NeedsTrust
+from core.files.checkpoints import NeedsInputSpec, NeedsTrust
 from core.errors import MechscopeError
 from core.session import ModelInfo, Session
-from core.sniff import sniff
+from core.files.sniff import sniff
 from gui.worker import UnexpectedError, Worker
 
 log = logging.getLogger(__name__)
@@ -50,18 +50,18 @@ class Workbench(QObject):
     model_opened = Signal(object)         # ModelInfo
     capture_ready = Signal(object, object)  # Capture, CurrentInput
     sample_ready = Signal(object)         # core.session.Sample
-    image_ready = Signal(object)          # core.images.ConvertedImage
+    image_ready = Signal(object)          # core.files.images.ConvertedImage
     evaluation_ready = Signal(object)     # EvalResult
     evaluation_cancelled = Signal()
     tokens_ready = Signal(object, str)     # token ids (T,), description
-    scores_ready = Signal(object)          # core.attention.HeadScores
-    importance_ready = Signal(object)      # tuple of core.evaluate.Sweep
+    scores_ready = Signal(object)          # core.analysis.attention.HeadScores
+    importance_ready = Signal(object)      # tuple of core.analysis.evaluate.Sweep
     ablations_changed = Signal(tuple)
     error = Signal(str)                   # a user error: shown in the message bar
     crashed = Signal(str)                 # a bug (UnexpectedError): shown in a dialog
-    trust_needed = Signal(object)         # core.checkpoints.NeedsTrust: ask the user
+    trust_needed = Signal(object)         # core.files.checkpoints.NeedsTrust: ask the user
     file_opened = Signal(str)             # an image or model file opened: for "recent"
-    spec_needed = Signal(object)          # core.checkpoints.NeedsInputSpec: ask once
+    spec_needed = Signal(object)          # core.files.checkpoints.NeedsInputSpec: ask once
     stale = Signal(str, bool)             # ("view" | "accuracy", stale?)
 
     def __init__(self, session: Session, worker: Worker, parent: QObject | None = None) -> None:

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from core.attention import HeadScores
+from core.analysis.attention import HeadScores
 from gui.views.channel_grid import OFF_PEN, PLAIN_PEN, SELECTED_PEN, TOGGLE_MODIFIERS
 from gui.views.imaging import ValueImageItem
 
@@ -203,7 +203,7 @@ class AttentionView(QWidget):
         self._mark()
 
     def set_importance(self, baseline: float, sweeps: Sequence) -> None:
-        """Chart the accuracy drop of each head (``sweeps``: core.evaluate.Sweep per layer)."""
+        """Chart the accuracy drop of each head (``sweeps``: core.analysis.evaluate.Sweep per layer)."""
         drops, labels = [], []
         for layer, sweep in enumerate(sweeps):
             self.importance[sweep.site] = sweep.accuracy

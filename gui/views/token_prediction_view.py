@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from core.attention import induction_targets
+from core.analysis.attention import induction_targets
 
 RIGHT, WRONG, FREE = "#4cc38a", "#ff6b63", "#9a9a9a"
 

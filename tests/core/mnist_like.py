@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from core.datasets import digits_split
-from core.preprocess import InputSpec
+from core.files.preprocess import InputSpec
 
 def make(path, steps=60):
     torch.manual_seed(0)

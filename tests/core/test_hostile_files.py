@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.checkpoints import NeedsTrust
+from core.files.checkpoints import NeedsTrust
 from core.errors import MechscopeError, ModelLoadError
 from core.session import Session
 from tests.hostile.corpus import MARKER, OK, TRUST, build
@@ -110,7 +110,7 @@ def _crash(path_str, conn):
 @pytest.mark.parametrize("child,message", [(_hang, "did not finish within 1 s"),
                                            (_crash, "crashed the parser")])
 def test_a_parser_that_hangs_or_crashes_is_contained(corpus, monkeypatch, child, message):
-    from core import probe
+    from core.files import probe
 
     folder, _ = corpus
     monkeypatch.setattr(probe, "_child", child)
@@ -127,7 +127,7 @@ def test_legacy_pickle_globals_are_listed_without_running(corpus, opened):
 
 
 def test_image_decoder_crash_is_contained(tmp_path, monkeypatch):
-    from core import probe
+    from core.files import probe
     from core.errors import InputError
 
     monkeypatch.setattr(probe, "_image_child", _crash)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from core.errors import InputError
-from core.images import load_image
+from core.files.images import load_image
 
 
 def _digit(mode: str, size=(90, 120), ink="black", paper="white") -> Image.Image:

@@ -59,7 +59,7 @@ def test_same_ablated_accuracies(onnx_path):
 
 
 def test_a_model_of_another_input_size_asks_once_then_runs(tmp_path):
-    from core.checkpoints import NeedsInputSpec
+    from core.files.checkpoints import NeedsInputSpec
     from tests.core.mnist_like import make
 
     path = tmp_path / "mnist_like.onnx"

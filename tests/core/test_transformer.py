@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from core.ablation import Ablation
-from core.attention import induction_targets
+from core.analysis.attention import induction_targets
 from core.errors import InputError
 from core.session import Session
 

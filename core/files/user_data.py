@@ -13,9 +13,9 @@ import numpy as np
 
 from core.datasets import Dataset
 from core.errors import InputError
-from core.images import load_image
+from core.files.images import load_image
 from core.jobs import CancelToken, report
-from core.sniff import sniff
+from core.files.sniff import sniff
 
 MAX_FILES = 5_000
 MAX_ARRAY_BYTES = 512 * 1024 ** 2

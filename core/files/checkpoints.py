@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 
 from core.errors import MechscopeError, ModelLoadError
-from core.probe import ProbeResult, probe
+from core.files.probe import ProbeResult, probe
 from core.zoo import ZOO, ZooEntry
 
 SHOWN_KEYS = 6

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from core.ablation import Ablation
-from core.cache import ActivationCache
+from core.analysis.cache import ActivationCache
 from core.datasets import Dataset
 from core.jobs import CancelToken, report
 from core.model import ModelAdapter

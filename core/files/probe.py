@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from core.errors import ModelLoadError
-from core.sniff import Sniffed, sniff
+from core.files.sniff import Sniffed, sniff
 
 TIME_LIMIT_S = 10.0
 MAX_FILE_BYTES = 2 * 1024 ** 3
@@ -187,7 +187,7 @@ def _child(path_str: str, conn) -> None:
 def _image_child(path_str: str, conn) -> None:
     warnings.simplefilter("ignore")
     try:
-        from core.images import load_image
+        from core.files.images import load_image
 
         load_image(path_str)
         conn.send(("ok", None, ()))
