@@ -1,6 +1,7 @@
 """Mechscope: a desktop microscope for neural networks.
 
     python main.py                                   open the workbench
+    python main.py FILE                              open a model file, your data or an image
     python main.py --model digits_cnn --layer conv2 --input 3 --screenshot out.png
     python main.py --smoke-test                      open, infer, ablate, exit 0
 """
@@ -22,6 +23,9 @@ def _parser() -> argparse.ArgumentParser:
               "instead of --input.")
     p = argparse.ArgumentParser(prog="mechscope", description=__doc__.splitlines()[0],
                                 epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", nargs="?", metavar="FILE",
+                   help="a model file (.pt/.pth/.safetensors/.onnx), your data (a folder, "
+                        ".npz, .csv) or an image to open, as File › Open would")
     p.add_argument("--model", choices=sorted(ZOO),
                    help=f"built-in model to open (default: the last one, else {DEFAULT_MODEL})")
     p.add_argument("--layer", help="layer to show, e.g. conv2 or fc1")
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(Options(args.model, args.layer, args.input, ablations, args.screenshot,
                            args.smoke_test, args.text, args.importance, args.timing,
-                           args.lesson, args.steps), session)
+                           args.lesson, args.steps, args.file), session)
     finally:
         if isinstance(session, RemoteSession):
             session.close()

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from core.kinds import ModelKind
 from core.paths import resource_path
 
 DIGITS_SIDE = 8
@@ -41,7 +42,7 @@ class Dataset:
     group_names : tuple of str
     group_label : str
         What the groups are, for the per-group accuracy chart.
-    kind : {"image", "tokens", "embedding"}
+    kind : ModelKind
     pad_id : int or None
         The padding token of token datasets (rows are padded to one length).
     texts : tuple of str
@@ -56,7 +57,7 @@ class Dataset:
     groups: np.ndarray
     group_names: tuple[str, ...]
     group_label: str = "class"
-    kind: str = "image"
+    kind: ModelKind = ModelKind.IMAGE
     pad_id: int | None = None
     texts: tuple[str, ...] = ()
 
@@ -129,7 +130,7 @@ def load_induction() -> Dataset:
     texts = tuple("".join(induction.VOCAB[t] for t in row if t < len(induction.LETTERS))
                   for row in tokens)
     return Dataset("induction (eval)", tokens, targets, induction.VOCAB, None, groups,
-                   names, "next letter within the repeat", "tokens", induction.PAD, texts)
+                   names, "next letter within the repeat", ModelKind.TOKENS, induction.PAD, texts)
 
 
 def load_sentences() -> Dataset:
@@ -146,5 +147,16 @@ def load_sentences() -> Dataset:
         arr.setflags(write=False)
     return Dataset("sentences (eval)", tokens, index, minilm.vocab(), None, index,
                    tuple(str(i) for i in range(len(rows))),
-                   "sentence (cosine to the intact embedding)", "embedding", minilm.PAD,
+                   "sentence (cosine to the intact embedding)", ModelKind.EMBEDDING, minilm.PAD,
                    tuple(texts))
+
+
+#: The evaluation datasets of the built-in models, by the name a :class:`ZooEntry`
+#: gives (loaded on demand: the token sets need their model's vocabulary).
+DATASETS = {"digits": lambda: load_digits("eval"), "induction": load_induction,
+            "sentences": load_sentences}
+
+
+def load_dataset(name: str) -> Dataset:
+    """The evaluation dataset ``name`` of :data:`DATASETS` (``KeyError`` if unknown)."""
+    return DATASETS[name]()

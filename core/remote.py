@@ -1,46 +1,74 @@
-"""The session in a child process: the same methods as :class:`core.session.Session`,
-run by a separate interpreter.
+"""The session in a child process: :class:`core.api.SessionAPI` forwarded, call by call,
+to a separate interpreter — what users run.
 
-Why: importing torch takes ~1 s and holds the GIL, so in one process it cannot overlap
-with building and painting the window. A child started first thing imports torch while
-the parent imports Qt; the model is ready about when ``import torch`` alone would be
-(issue #4, ``bench/bench_startup.py``). It also keeps framework work off the GUI's
-interpreter entirely, and a crash inside a framework kills the child, not the window.
+Why a child: importing torch takes ~1 s and holds the GIL, so in one process it cannot
+overlap with building and painting the window. A child started first thing imports
+torch while the parent imports Qt (issue #4, ``bench/bench_startup.py``). It keeps
+framework work off the window's interpreter, a crash inside a framework kills the
+child, not the window — and a framework call that never returns can be ended: the
+watchdog (issue #10) kills a child that does not answer a cancel within
+``WATCHDOG_S``, starts a fresh one and reopens what was open.
 
 Protocol (one call at a time, which the GUI's single worker guarantees): the parent sends
-``(method, args)``; the child answers any number of ``("progress", fraction, text)``
-and then ``("ok", result)`` or ``("error", exception)``. Cancelling sets a shared event
-that the child's :class:`CancelToken` checks between batches.
+``(method, args, kwargs)``; the child answers any number of ``("progress", fraction,
+text)`` (throttled in the child, before the pipe) and then ``("ok", result)`` or
+``("error", exception)``. Log records travel on a queue to the parent's handlers.
+Cancelling sets a shared event that the child's token checks between batches.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import multiprocessing as mp
 import threading
+import time
 import traceback
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
+
+from core.ablation import Ablation
+from core.analysis.attention import HeadScores
+from core.analysis.evaluate import EvalResult, Sweep
+from core.api import Capture, ModelInfo, OpenedFile, Sample, SessionAPI, TopExamples
 from core.errors import Cancelled, MechscopeError
+from core.files.images import ConvertedImage
 from core.jobs import CancelToken
+from core.lessons.snapshot import Snapshot
 from core.zoo import ZOO, ZooEntry
 
 log = logging.getLogger(__name__)
-CALLS = ("open_model", "sample", "load_image", "encode_text", "capture", "evaluate",
-         "head_scores", "head_importance", "lesson_start", "lesson_step", "open_lesson_model",
-         "open_checkpoint", "use_dataset", "convert_drawing")
-POLL_S = 0.05
-SHUTDOWN_S = 3.0
+POLL_S = 0.02
+#: How long a cancelled call may take to answer before its process is replaced.
+WATCHDOG_S = 0.75
+SHUTDOWN_S = 1.0
+PROGRESS_INTERVAL_S = 0.1
+#: Calls after which the child's state is what they made it; replayed after a restart.
+_STATE_CALLS = ("open_model", "open_checkpoint", "open_file", "open_lesson_model")
 
 
 class SessionProcessError(MechscopeError):
     """The compute process died or could not be reached."""
 
 
+class ComputeRestarted(Cancelled):
+    """A job did not stop when cancelled, so its process was replaced."""
+
+
 class _ChildToken(CancelToken):
+    """The child's side of a call's token: the parent's cancel event, and progress
+    throttled here so a fast loop cannot flood the pipe."""
+
     def __init__(self, conn, cancel) -> None:
-        super().__init__(lambda f, t: conn.send(("progress", f, t)))
-        self._cancel = cancel
+        super().__init__(self._send)
+        self._conn, self._cancel, self._last = conn, cancel, 0.0
+
+    def _send(self, fraction: float, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_INTERVAL_S or fraction >= 1.0:
+            self._last = now
+            self._conn.send(("progress", fraction, text))
 
     @property
     def cancelled(self) -> bool:
@@ -51,8 +79,16 @@ class _ChildToken(CancelToken):
             raise Cancelled()
 
 
-def _serve(conn, cancel) -> None:
-    """The child's loop: import the framework at once, then answer calls until told to stop."""
+def _forward_logs(queue) -> None:
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(queue)]
+    root.setLevel(logging.INFO)
+
+
+def _serve(conn, cancel, logs) -> None:
+    """The child's loop: import the framework at once, then answer calls until told to
+    stop (or until the parent's end of the pipe closes)."""
+    _forward_logs(logs)
     from core import runtime
     from core.session import Session
 
@@ -69,73 +105,191 @@ def _serve(conn, cancel) -> None:
             return
         if message is None:
             return
-        method, args = message
+        method, args, kwargs = message
         try:
-            result = ("ok", getattr(session, method)(*args, token=_ChildToken(conn, cancel)))
+            result = ("ok", getattr(session, method)(*args, **kwargs,
+                                                     token=_ChildToken(conn, cancel)))
         except MechscopeError as exc:
             result = ("error", exc)
-        except Exception as exc:  # a bug: carry the traceback text to the parent's log
+        except Exception as exc:  # a bug: log it here, say so there
+            log.exception("%s failed in the compute process", method)
             result = ("error", RuntimeError(f"{type(exc).__name__}: {exc}\n"
                                             f"{traceback.format_exc()}"))
         try:
             conn.send(result)
         except Exception as exc:  # an unpicklable result: say so instead of hanging
+            log.exception("cannot send the result of %s", method)
             conn.send(("error", RuntimeError(f"cannot send the result of {method}: {exc}")))
 
 
-class RemoteSession:
-    """Drop-in for :class:`core.session.Session` whose work runs in a child process.
+class _Forward(logging.Handler):
+    """Hands a record from the child to the parent's logger of the same name."""
 
-    Start it as early as possible (before importing Qt) so torch loads in parallel.
-    """
+    def emit(self, record: logging.LogRecord) -> None:
+        record.processName = "compute"
+        logging.getLogger(record.name).handle(record)
+
+
+class _Child:
+    """One compute process with its pipe, cancel event and log queue."""
 
     def __init__(self) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that may own Qt threads
-        self._conn, child = ctx.Pipe()
-        self._cancel = ctx.Event()
-        self._lock = threading.Lock()
-        self._process = ctx.Process(target=_serve, args=(child, self._cancel),
-                                    name="mechscope-compute", daemon=True)
-        self._process.start()
+        self.conn, child = ctx.Pipe()
+        self.cancel = ctx.Event()
+        self.logs = ctx.Queue()
+        # Not a daemon: the child starts sandbox processes of its own (the file probe,
+        # the trial run), which daemonic processes may not. The parent ends it in
+        # close(); if the parent dies, the child's recv() ends with EOFError.
+        self.process = ctx.Process(target=_serve, args=(child, self.cancel, self.logs),
+                                   name="mechscope-compute", daemon=False)
+        self.process.start()
         child.close()
+        self.listener = logging.handlers.QueueListener(self.logs, _Forward())
+        self.listener.start()
 
-    @staticmethod
-    def available_models() -> tuple[ZooEntry, ...]:
-        return tuple(ZOO.values())
+    def end(self, wait_s: float) -> None:
+        """Ask the child to stop, then terminate and kill it if it does not."""
+        self.cancel.set()
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        for stop in (lambda: None, self.process.terminate, self.process.kill):
+            stop()
+            self.process.join(wait_s)
+            if not self.process.is_alive():
+                break
+        self.conn.close()
+        try:
+            self.listener.stop()
+        except Exception:  # a queue broken by the kill: nothing left to forward
+            log.debug("log listener stopped uncleanly", exc_info=True)
 
-    def __getattr__(self, name: str):
-        if name not in CALLS:
-            raise AttributeError(name)
 
-        def call(*args: Any, token: Optional[CancelToken] = None) -> Any:
-            return self._call(name, args, token)
+class RemoteSession(SessionAPI):
+    """:class:`core.api.SessionAPI` whose work runs in a child process.
 
-        return call
+    Start it as early as possible (before importing Qt) so torch loads in parallel.
+    ``on_restart(text)`` is told, from the worker thread, when the watchdog replaced
+    the process.
+    """
 
-    def _call(self, method: str, args: tuple, token: Optional[CancelToken]) -> Any:
+    def __init__(self, on_restart: Optional[Callable[[str], None]] = None) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self._replaying = False
+        self._journal: list[tuple[str, tuple, dict]] = []
+        self._lesson: list[tuple[str, tuple, dict]] = []
+        self.on_restart = on_restart
+        self.restarts = 0
+        self._child = _Child()
+
+    # --- SessionAPI ------------------------------------------------------------------
+    def available_models(self) -> tuple[ZooEntry, ...]:
+        return tuple(ZOO.values())  # static: needs no framework, so no round trip
+
+    def open_model(self, name: str, token: Optional[CancelToken] = None) -> ModelInfo:
+        return self._call("open_model", (name,), {}, token)
+
+    def open_file(self, path: str, token: Optional[CancelToken] = None) -> OpenedFile:
+        return self._call("open_file", (path,), {}, token)
+
+    def open_checkpoint(self, path: str, trusted_sha256: Optional[str] = None,
+                        spec: Optional[object] = None,
+                        token: Optional[CancelToken] = None) -> ModelInfo:
+        return self._call("open_checkpoint", (path, trusted_sha256, spec), {}, token)
+
+    def use_dataset(self, path: str, token: Optional[CancelToken] = None) -> ModelInfo:
+        return self._call("use_dataset", (path,), {}, token)
+
+    def sample(self, index: int, token: Optional[CancelToken] = None) -> Sample:
+        return self._call("sample", (index,), {}, token)
+
+    def load_image(self, path: str, token: Optional[CancelToken] = None) -> ConvertedImage:
+        return self._call("load_image", (path,), {}, token)
+
+    def convert_drawing(self, gray: np.ndarray,
+                        token: Optional[CancelToken] = None) -> ConvertedImage:
+        return self._call("convert_drawing", (gray,), {}, token)
+
+    def encode_text(self, text: str, token: Optional[CancelToken] = None) -> np.ndarray:
+        return self._call("encode_text", (text,), {}, token)
+
+    def capture(self, model_input: np.ndarray, sites: Sequence[str],
+                ablations: Sequence[Ablation] = (),
+                token: Optional[CancelToken] = None) -> Capture:
+        return self._call("capture", (model_input, sites, tuple(ablations)), {}, token)
+
+    def evaluate(self, ablations: Sequence[Ablation] = (),
+                 token: Optional[CancelToken] = None) -> EvalResult:
+        return self._call("evaluate", (tuple(ablations),), {}, token)
+
+    def head_scores(self, token: Optional[CancelToken] = None) -> HeadScores:
+        return self._call("head_scores", (), {}, token)
+
+    def head_importance(self, mode: str = "zero",
+                        token: Optional[CancelToken] = None) -> tuple[Sweep, ...]:
+        return self._call("head_importance", (mode,), {}, token)
+
+    def unit_top_examples(self, site: str, unit: int, k: int = 9,
+                          token: Optional[CancelToken] = None) -> TopExamples:
+        return self._call("unit_top_examples", (site, unit, k), {}, token)
+
+    def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,
+                     token: Optional[CancelToken] = None) -> Snapshot:
+        return self._call("lesson_start", (trainer, seed, lr), {}, token)
+
+    def lesson_step(self, n: int = 1, lr: Optional[float] = None, sample: int = 0,
+                    token: Optional[CancelToken] = None) -> Snapshot:
+        return self._call("lesson_step", (n, lr, sample), {}, token)
+
+    def open_lesson_model(self, token: Optional[CancelToken] = None) -> ModelInfo:
+        return self._call("open_lesson_model", (), {}, token)
+
+    # --- the pipe --------------------------------------------------------------------
+    @property
+    def pid(self) -> Optional[int]:
+        return self._child.process.pid
+
+    def _call(self, method: str, args: tuple, kwargs: dict,
+              token: Optional[CancelToken]) -> Any:
         with self._lock:
-            self._cancel.clear()
-            try:
-                self._conn.send((method, args))
-                while True:
-                    if token is not None and token.cancelled:
-                        self._cancel.set()
-                    if not self._conn.poll(POLL_S):
-                        if not self._process.is_alive():
-                            raise SessionProcessError(
-                                "The compute process stopped unexpectedly "
-                                f"(exit code {self._process.exitcode}); restart Mechscope.")
-                        continue
-                    kind, *payload = self._conn.recv()
-                    if kind == "progress":
-                        self._progress(token, *payload)
-                        continue
-                    if kind == "ok":
-                        return payload[0]
-                    raise payload[0]
-            except (EOFError, BrokenPipeError, ConnectionResetError) as exc:
-                raise SessionProcessError(f"Lost the compute process ({exc}); "
-                                          "restart Mechscope.") from exc
+            if self._closed:
+                raise SessionProcessError("Mechscope is closing.")
+            result = self._exchange(method, args, kwargs, token)
+            self._remember(method, args, kwargs, result)
+            return result
+
+    def _exchange(self, method: str, args: tuple, kwargs: dict,
+                  token: Optional[CancelToken]) -> Any:
+        child = self._child
+        child.cancel.clear()
+        cancelled_at = None
+        try:
+            child.conn.send((method, args, kwargs))
+            while True:
+                if token is not None and token.cancelled and cancelled_at is None:
+                    child.cancel.set()
+                    cancelled_at = time.monotonic()
+                if cancelled_at is not None and \
+                        time.monotonic() - cancelled_at > WATCHDOG_S:
+                    self._restart(method)
+                if not child.conn.poll(POLL_S):
+                    if not child.process.is_alive():
+                        return self._died(method)
+                    continue
+                kind, *payload = child.conn.recv()
+                if kind == "progress":
+                    self._progress(token, *payload)
+                    continue
+                if kind == "ok":
+                    return payload[0]
+                raise payload[0]
+        except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as exc:
+            if self._closed:
+                raise SessionProcessError("Mechscope is closing.") from exc
+            return self._died(method)
 
     def _progress(self, token: Optional[CancelToken], fraction: float, text: str) -> None:
         # Never leave the receive loop early: the child's reply must be read, or the
@@ -145,17 +299,62 @@ class RemoteSession:
         try:
             token.report(fraction, text)
         except Cancelled:
-            self._cancel.set()
+            self._child.cancel.set()
+
+    def _remember(self, method: str, args: tuple, kwargs: dict, result: Any) -> None:
+        """Keep the calls that made the child's current state, to replay after a
+        restart: the last model opened and the data used with it; the lesson."""
+        call = (method, args, kwargs)
+        if method == "open_file" and result.what == "image":
+            return
+        if method in _STATE_CALLS:
+            self._journal = [call]
+        elif method == "use_dataset":
+            self._journal = self._journal[:1] + [call]
+        elif method == "lesson_start":
+            self._lesson = [call]
+        elif method == "lesson_step":
+            self._lesson.append(call)
+
+    def _restart(self, method: str) -> None:
+        """Replace a child that did not answer a cancel; reopen what was open."""
+        log.warning("%s did not stop within %.2f s of Cancel: restarting the compute "
+                    "process", method, WATCHDOG_S)
+        reopened = self._replace()
+        text = ("The job did not stop when cancelled, so Mechscope restarted its compute "
+                f"process{' and reopened the model' if reopened else ''}.")
+        if self.on_restart is not None:
+            self.on_restart(text)
+        raise ComputeRestarted(text)
+
+    def _died(self, method: str):
+        code = self._child.process.exitcode
+        log.error("the compute process ended during %s (exit code %s)", method, code)
+        reopened = self._replace()
+        raise SessionProcessError(
+            f"The compute process stopped unexpectedly (exit code {code}); Mechscope "
+            f"started a new one{' and reopened the model' if reopened else ''}.")
+
+    def _replace(self) -> bool:
+        """A fresh child with the journal replayed; True if a model was reopened."""
+        if self._closed or self._replaying:  # no restart while closing or replaying
+            raise SessionProcessError("The compute process stopped.")
+        self._child.end(0.2)
+        self._child = _Child()
+        self.restarts += 1
+        self._replaying = True
+        try:
+            for name, args, kwargs in self._journal + self._lesson:
+                self._exchange(name, args, kwargs, None)
+        except MechscopeError:
+            log.exception("could not reopen what was open after a restart")
+            self._journal, self._lesson = [], []
+            return False
+        finally:
+            self._replaying = False
+        return bool(self._journal)
 
     def close(self) -> None:
-        """Ask the child to stop; terminate it if it does not."""
-        self._cancel.set()
-        try:
-            self._conn.send(None)
-        except (OSError, BrokenPipeError):
-            pass
-        self._process.join(SHUTDOWN_S)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(SHUTDOWN_S)
-        self._conn.close()
+        """End the child, even mid-job: Quit must finish within a few seconds."""
+        self._closed = True
+        self._child.end(SHUTDOWN_S)

@@ -1,103 +1,45 @@
-"""The one object the GUI talks to.
+"""The session: the one object that holds the open model, its evaluation data and the
+caches that make toggles fast. It implements :class:`core.api.SessionAPI` in-process;
+the window reaches it through :class:`core.remote.RemoteSession` in the compute process.
 
 Methods are plain blocking calls returning immutable values; the caller decides which
-thread runs them (the GUI's single worker thread). Ablations are passed in as data on
-every call rather than held as hidden state, so a result always says exactly what
-produced it and a superseded request can never leak its state into the next one.
+thread runs them. Ablations are passed in as data on every call rather than held as
+hidden state, so a result always says exactly what produced it and a superseded request
+can never leak its state into the next one. Opening a file is done by
+:mod:`core.files.opening`, which returns what to install; lesson training by
+:class:`core.lessons.runner.LessonRunner`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
 from core.ablation import Ablation
-from core.analysis.cache import ActivationCache
 from core.analysis.attention import HeadScores, head_scores
-from core.datasets import Dataset, load_digits, load_induction, load_sentences
-from core.errors import AblationError, InputError, MechscopeError
+from core.analysis.cache import ActivationCache
 from core.analysis.evaluate import EvalResult, Evaluator, Sweep
+from core.api import (Capture, Embedding, ModelInfo, OpenedFile, Prediction, Sample,
+                      SessionAPI, TopExamples)
+from core.datasets import Dataset, load_dataset
+from core.errors import AblationError, InputError, MechscopeError
+from core.files import opening
 from core.files.images import ConvertedImage, load_image
 from core.jobs import CancelToken, report
-from core.zoo.loading import open_zoo, zoo_entry
-from core.model import HookReport, LayerInfo, ModelAdapter
-from core.session_files import UserFilesMixin
-from core.session_lessons import LessonsMixin
+from core.kinds import ModelKind
+from core.lessons.runner import LessonRunner
+from core.lessons.snapshot import Snapshot
+from core.model import ModelAdapter
 from core.zoo import ZOO, ZooEntry
+from core.zoo.loading import open_zoo, zoo_entry
 
+__all__ = ["Capture", "ModelInfo", "Prediction", "Sample", "Session"]
 CACHE_BYTES = 256 * 1024 * 1024
-DATASETS = {"digits": lambda: load_digits("eval"), "induction": load_induction,
-            "sentences": load_sentences}
 EXAMPLE_TEXTS = 200
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the window needs to know about an opened model."""
-
-    name: str
-    title: str
-    layers: tuple[LayerInfo, ...]
-    class_names: tuple[str, ...]
-    dataset_name: str
-    dataset_size: int
-    default_layer: str
-    input_shape: tuple[int, ...]
-    n_params: int
-    #: (N, h, w) 0..1 pictures of the evaluation examples, for the thumbnail strip
-    #: (``None`` for token models).
-    examples: Optional[np.ndarray]
-    #: (N,) int64 true labels of image examples; (N, T) targets for token models.
-    example_labels: np.ndarray
-    #: "image" or "tokens": which input loader and prediction view fit.
-    kind: str = "image"
-    #: The first evaluation sequences as text, for token models.
-    example_texts: tuple[str, ...] = ()
-
-@dataclass(frozen=True)
-class Sample:
-    """One dataset example: ``model_input`` (C, H, W) image or (T,) token ids,
-    ``display`` (h, w) 0..1 for images; ``label`` the class, or ``targets`` (T,) the
-    next token per position (-1: not scored) for token models."""
-
-    index: int
-    label: Optional[int]
-    display: Optional[np.ndarray]
-    model_input: np.ndarray
-    targets: Optional[np.ndarray] = None
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Class probabilities (K,) for one input — or (T, K) next-token probabilities per
-    position, or the (D,) embedding of an embedding model — with and without the
-    ablations."""
-
-    probs: np.ndarray
-    baseline_probs: np.ndarray
-    class_names: tuple[str, ...]
-
-    @property
-    def predicted(self):
-        """The argmax class: an int, or (T,) int64 per position."""
-        top = np.argmax(self.probs, axis=-1)
-        return int(top) if top.ndim == 0 else top
-
-
-@dataclass(frozen=True)
-class Capture:
-    """Activations of one input at the requested sites, under the ablations.
-
-    ``activations``: ``site -> (*output_shape) float32``, read-only copies.
-    """
-
-    activations: dict
-    prediction: Prediction
-    ablations: tuple[Ablation, ...]
-    report: HookReport
+#: Thumbnails sent to the window: it shows a strip, never holds a whole dataset.
+EXAMPLES_SHOWN = 400
 
 
 def _frozen(arr: np.ndarray) -> np.ndarray:
@@ -111,7 +53,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-class Session(UserFilesMixin, LessonsMixin):
+class Session(SessionAPI):
     """Current model + evaluation dataset, and the caches that make toggles fast."""
 
     def __init__(self, cache_bytes: int = CACHE_BYTES) -> None:
@@ -121,39 +63,85 @@ class Session(UserFilesMixin, LessonsMixin):
         self.info: Optional[ModelInfo] = None
         self._evaluator: Optional[Evaluator] = None
         self._head_scores: Optional[HeadScores] = None
+        #: How images are converted for a model of another input size (per model).
+        self._spec: Optional[object] = None
+        self._lessons = LessonRunner()
 
-    @staticmethod
-    def available_models() -> tuple[ZooEntry, ...]:
+    def available_models(self) -> tuple[ZooEntry, ...]:
         return tuple(ZOO.values())
 
+    # --- opening -------------------------------------------------------------------
     def open_model(self, name: str, token: Optional[CancelToken] = None) -> ModelInfo:
         """Open a built-in model and its evaluation dataset; the previous model stays
         open if this fails (:class:`ModelLoadError`)."""
         entry = zoo_entry(name)
         adapter = open_zoo(name, token)
         report(token, 0.95, f"loading the {entry.dataset} dataset…")
-        return self._install(adapter, DATASETS[entry.dataset](), entry.title,
-                             entry.default_layer, token)
+        return self._install(opening.Opened(adapter, load_dataset(entry.dataset),
+                                            entry.title, entry.default_layer))
 
-    def _install(self, adapter: ModelAdapter, dataset: Dataset, title: str,
-                 default_layer: str, token: Optional[CancelToken] = None) -> ModelInfo:
-        if adapter is not self.adapter:
-            self._spec = None  # a spec belongs to the model it was given for
+    def open_file(self, path: str, token: Optional[CancelToken] = None) -> OpenedFile:
+        """Open a model file, your data or an image, by what ``path`` holds."""
+        what = opening.classify(path)
+        if what == "image":
+            return OpenedFile(str(path), what, image=self.load_image(path, token))
+        if what == "data":
+            return OpenedFile(str(path), what, info=self.use_dataset(path, token))
+        return OpenedFile(str(path), what, info=self.open_checkpoint(path, token=token))
+
+    def open_checkpoint(self, path: str, trusted_sha256: Optional[str] = None,
+                        spec: Optional[object] = None,
+                        token: Optional[CancelToken] = None) -> ModelInfo:
+        """Open a user's weights file (state_dict .pt/.pth, safetensors; a pickled
+        module or TorchScript only with ``trusted_sha256``; ONNX) on the architecture
+        or dataset it fits.
+
+        Raises :class:`core.files.checkpoints.NeedsTrust`, ``NeedsInputSpec`` or
+        :class:`ModelLoadError`; the model open before stays open either way.
+        """
+        return self._install(opening.open_model_file(path, trusted_sha256, spec, token),
+                             token)
+
+    def use_dataset(self, path: str, token: Optional[CancelToken] = None) -> ModelInfo:
+        """Evaluate the open model on the user's own labelled data (a folder with one
+        sub-folder per class, .npz, .npy or .csv); the previous data stays if this
+        fails or is cancelled."""
+        adapter, dataset, _ = self._require()
+        data = opening.user_dataset(path, adapter, dataset, token)
+        return self._install(opening.Opened(adapter, data, self.info.title,
+                                            self.info.default_layer, self._spec), token,
+                             source=Path(path).name)
+
+    def open_lesson_model(self, token: Optional[CancelToken] = None) -> ModelInfo:
+        """Open the lesson-3 network, as trained so far, in the workbench."""
+        from core.adapters.torch_adapter import TorchAdapter
+
+        model, steps = self._lessons.trained_mlp()
+        adapter = TorchAdapter(model, "lesson_mlp", (1, 16, 16))
+        title = f"Lesson 3 network after {steps} steps (16 hidden neurons)"
+        return self._install(opening.Opened(adapter, load_dataset("digits"), title, "fc1"))
+
+    def _install(self, opened: opening.Opened, token: Optional[CancelToken] = None,
+                 source: str = "built-in") -> ModelInfo:
+        """Make ``opened`` the open model — the last step, after everything that can
+        fail or be cancelled has succeeded."""
+        from core.jobs import check
+
+        check(token)  # a load cancelled at its last moment installs nothing
+        adapter, dataset = opened.adapter, opened.dataset
         layers = adapter.layers()
         self._cache.clear()
-        self.adapter, self.dataset = adapter, dataset
+        self.adapter, self.dataset, self._spec = adapter, dataset, opened.spec
         self._evaluator = Evaluator(adapter, dataset, self._cache)
         self._head_scores = None
-        self.info = ModelInfo(adapter.name, title, layers, dataset.class_names,
-                              dataset.name, len(dataset), default_layer,
+        shown = slice(0, EXAMPLES_SHOWN)
+        examples = None if dataset.display is None else _frozen(dataset.display[shown])
+        self.info = ModelInfo(adapter.name, opened.title, layers, dataset.class_names,
+                              dataset.name, len(dataset), opened.default_layer,
                               adapter.input_shape, sum(i.n_params for i in layers),
-                              dataset.display, dataset.labels, dataset.kind,
-                              self._texts(dataset))
+                              examples, np.array(dataset.labels[shown]), dataset.kind,
+                              dataset.texts[:EXAMPLE_TEXTS], source)
         return self.info
-
-    @staticmethod
-    def _texts(dataset: Dataset) -> tuple[str, ...]:
-        return dataset.texts[:EXAMPLE_TEXTS]
 
     def _require(self) -> tuple[ModelAdapter, Dataset, Evaluator]:
         if self.adapter is None or self.dataset is None or self._evaluator is None:
@@ -166,15 +154,24 @@ class Session(UserFilesMixin, LessonsMixin):
         if not 0 <= index < len(dataset):
             raise InputError(f"Example {index} does not exist; the dataset has "
                              f"{len(dataset)} examples (0–{len(dataset) - 1}).")
-        if dataset.kind == "tokens":
+        if dataset.kind is ModelKind.TOKENS:
             length = int((dataset.inputs[index] != dataset.pad_id).sum())
             return Sample(index, None, None, dataset.inputs[index][:length],
                           dataset.labels[index][:length])
-        if dataset.kind == "embedding":
+        if dataset.kind is ModelKind.EMBEDDING:
             length = int((dataset.inputs[index] != dataset.pad_id).sum())
             return Sample(index, None, None, dataset.inputs[index][:length])
         return Sample(index, int(dataset.labels[index]), dataset.display[index],
                       dataset.inputs[index])
+
+    def convert_drawing(self, gray: np.ndarray,
+                        token: Optional[CancelToken] = None) -> ConvertedImage:
+        """A drawing from the canvas, (h, w) 0..1, converted like an image file."""
+        from core.files.images import convert_gray
+
+        adapter, _, _ = self._require()
+        converted = convert_gray(np.asarray(gray, np.float32), "your drawing")
+        return opening.respecified(converted, self._spec, adapter)
 
     def encode_text(self, text: str, token: Optional[CancelToken] = None) -> np.ndarray:
         """Typed text -> token ids (T,) int64 for the open token model (InputError)."""
@@ -188,15 +185,14 @@ class Session(UserFilesMixin, LessonsMixin):
         ids.setflags(write=False)
         return ids
 
-    def load_image(self, path: str | Path,
-                   token: Optional[CancelToken] = None) -> ConvertedImage:
+    def load_image(self, path: str, token: Optional[CancelToken] = None) -> ConvertedImage:
         """Convert an image file into the current model's input (:class:`InputError`)."""
         from core.files.probe import probe_image
 
         adapter, _, _ = self._require()
+        opening.refuse_special(path)
         probe_image(path)  # decode once in a sandbox process before decoding here
-        converted = load_image(path)
-        converted = self._respecified(converted)
+        converted = opening.respecified(load_image(path), self._spec, adapter)
         if converted.model_input.shape != adapter.input_shape:
             raise InputError(f"The converted image has shape {converted.model_input.shape}, "
                              f"but {adapter.name} expects {adapter.input_shape}.")
@@ -230,16 +226,16 @@ class Session(UserFilesMixin, LessonsMixin):
         result = adapter.run(x[None], capture=tuple(sites), ablations=ablations, means=means,
                              token=token)
         base = adapter.run(x[None]).outputs if ablations else result.outputs
-        names = self.info.class_names if self.info else ()
-        # Embedding models put out a vector, not class scores: keep it as it is.
-        squash = (lambda v: v) if self.info.kind == "embedding" else _softmax
-        prediction = Prediction(_frozen(squash(result.outputs[0])),
-                                _frozen(squash(base[0])), names)
+        if self.info.kind is ModelKind.EMBEDDING:  # a vector, not class scores
+            prediction = Embedding(_frozen(result.outputs[0]), _frozen(base[0]))
+        else:
+            prediction = Prediction(_frozen(_softmax(result.outputs[0])),
+                                    _frozen(_softmax(base[0])), self.info.class_names)
         acts = {site: _frozen(arr[0]) for site, arr in result.activations.items()}
         return Capture(acts, prediction, ablations, result.report)
 
     def _checked_input(self, adapter: ModelAdapter, model_input: np.ndarray) -> np.ndarray:
-        if self.info is not None and self.info.kind != "image":
+        if self.info is not None and self.info.kind.reads_text:
             x = np.asarray(model_input, dtype=np.int64)
             vocab = len(self.info.class_names)
             if x.ndim != 1 or not 1 <= len(x) <= adapter.input_shape[0]:
@@ -283,3 +279,27 @@ class Session(UserFilesMixin, LessonsMixin):
         _, _, evaluator = self._require()
         self._check_ablations(ablations)
         return evaluator.evaluate(tuple(ablations), token)
+
+    def unit_top_examples(self, site: str, unit: int, k: int = 9,
+                          token: Optional[CancelToken] = None) -> TopExamples:
+        """The ``k`` evaluation examples on which ``unit`` of ``site`` is most active
+        (its maximum over positions), from the cached unablated site output."""
+        adapter, _, evaluator = self._require()
+        info = next((i for i in adapter.layers() if i.name == site), None)
+        if info is None or not 0 <= unit < info.n_units:
+            raise InputError(f"{site!r} has no unit {unit}.")
+        acts = np.moveaxis(evaluator.site_output(site, token), info.unit_axis + 1, 1)
+        peak = acts[:, unit].reshape(len(acts), -1).max(axis=1)
+        order = np.argsort(-peak, kind="stable")[:k]
+        return TopExamples(site, unit, order.astype(np.int64), _frozen(peak[order]))
+
+    # --- lessons -------------------------------------------------------------------
+    def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,
+                     token: Optional[CancelToken] = None) -> Snapshot:
+        """Start (or restart) a lesson's training; returns its first Snapshot."""
+        return self._lessons.start(trainer, seed, lr)
+
+    def lesson_step(self, n: int = 1, lr: Optional[float] = None, sample: int = 0,
+                    token: Optional[CancelToken] = None) -> Snapshot:
+        """``n`` gradient steps of the running lesson (at ``lr`` if given)."""
+        return self._lessons.step(n, lr, sample, token)

@@ -61,8 +61,9 @@ class FileMenu(QObject):
     @Slot()
     def _on_open_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self.menu, "Open model weights (state_dict .pt/.pth, .safetensors)", "",
-            "Model files (*.pt *.pth *.ckpt *.bin *.safetensors);;All files (*)")
+            self.menu, "Open a model: PyTorch weights (.pt/.pth/.ckpt), .safetensors or "
+            "ONNX (.onnx)", "",
+            "Model files (*.pt *.pth *.ckpt *.bin *.safetensors *.onnx);;All files (*)")
         if path:
             self.model_file_chosen.emit(path)
 

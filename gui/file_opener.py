@@ -25,9 +25,10 @@ class FileOpener(QObject):
         self.window, self.workbench, self.menu = window, workbench, menu
         self.messages, self.settings = messages, settings
         self.dialog: Optional[TrustDialog] = None
-        menu.file_chosen.connect(workbench.open_file)
-        menu.model_file_chosen.connect(workbench.open_checkpoint)
-        menu.data_chosen.connect(workbench.use_dataset)
+        # One route for every way of opening a file (issue #10): the core decides by
+        # content what it is, so the menu, a drop and the recent list cannot disagree.
+        for chosen in (menu.file_chosen, menu.model_file_chosen, menu.data_chosen):
+            chosen.connect(workbench.open_file)
         workbench.trust_needed.connect(self._on_trust_needed)
         workbench.spec_needed.connect(self._on_spec_needed)
         self.spec_dialog: Optional[InputSpecDialog] = None

@@ -89,8 +89,10 @@ class InputPanel(QWidget):
         self.draw_button.toggled.connect(self.draw.setVisible)
         self.draw.drawn.connect(self.drawing_made)
 
-    def show_examples(self, images: np.ndarray, labels: np.ndarray) -> None:
-        """Fill the strip with ``images`` (N, h, w) 0..1 and their ``labels`` (N,)."""
+    def show_examples(self, images: np.ndarray, labels: np.ndarray,
+                      total: Optional[int] = None) -> None:
+        """Fill the strip with ``images`` (N, h, w) 0..1 and their ``labels`` (N,): the
+        first of ``total`` examples (the spinner reaches every one of them)."""
         self.strip.blockSignals(True)
         self.strip.clear()
         for i, (img, label) in enumerate(zip(images, labels)):
@@ -99,7 +101,7 @@ class InputPanel(QWidget):
             self.strip.addItem(item)
         self.strip.blockSignals(False)
         self.index.blockSignals(True)
-        self.index.setRange(0, len(labels) - 1)
+        self.index.setRange(0, (total or len(labels)) - 1)
         self.index.setEnabled(True)
         self.index.blockSignals(False)
 

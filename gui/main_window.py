@@ -10,7 +10,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QSplitter,
                                QStackedWidget, QToolBar, QVBoxLayout, QWidget)
 
-from core.session import Session
+from core.api import SessionAPI
 from gui.ablation_panel import AblationPanel
 from gui.accuracy_panel import AccuracyPanel
 from gui.crash import CrashDialog
@@ -19,6 +19,7 @@ from gui.file_menu import FileMenu
 from gui.file_opener import FileOpener
 from gui.lesson_router import LessonRouter
 from gui.lessons_panel import LessonsPanel
+from gui.prediction_presenter import PredictionPresenter
 from gui.input_panel import InputPanel
 from gui.message_bar import MessageBar
 from gui.model_tree import ModelTreePanel
@@ -36,13 +37,14 @@ from gui.worker import Worker
 class MainWindow(QMainWindow):
     """The workbench window."""
 
-    def __init__(self, session: Session, worker: Optional[Worker] = None,
+    def __init__(self, session: SessionAPI, worker: Optional[Worker] = None,
                  settings: Optional[AppSettings] = None) -> None:
         super().__init__()
         self.setWindowTitle("Mechscope")
         self.resize(1440, 900)
         self.settings = settings
         self.worker = worker or Worker(self)
+        self.session = session
         self.workbench = Workbench(session, self.worker, self)
         self.crash_dialog = CrashDialog(self)
         self.setAcceptDrops(True)
@@ -53,7 +55,7 @@ class MainWindow(QMainWindow):
         if settings is not None:
             self._restore(settings)
 
-    def _build(self, session: Session) -> None:
+    def _build(self, session: SessionAPI) -> None:
         self.model_tree = ModelTreePanel()
         self.input_panel = InputPanel()
         self.token_panel = TokenInputPanel()
@@ -142,7 +144,7 @@ class MainWindow(QMainWindow):
         wb, worker = self.workbench, self.worker
         self.model_tree.layer_selected.connect(wb.select_layer)
         self.input_panel.sample_requested.connect(wb.select_sample)
-        self.input_panel.image_file_chosen.connect(wb.open_image)
+        self.input_panel.image_file_chosen.connect(wb.open_file)
         self.input_panel.drawing_made.connect(wb.use_drawing)
         self.token_panel.sample_requested.connect(wb.select_sample)
         self.token_panel.text_submitted.connect(wb.open_text)
@@ -159,10 +161,15 @@ class MainWindow(QMainWindow):
         self.file_menu.quit_requested.connect(self.close)
         self.file_menu.export_requested.connect(self.views.export)
         self.status_panel.cancel_requested.connect(self._on_cancel_requested)
-        worker.progress.connect(self.status_panel.show_progress)
+        worker.activity.connect(self.status_panel.show_progress)
         worker.busy_changed.connect(self.status_panel.set_busy)
+        worker.notice.connect(self.show_notice)
+        worker.on_unhandled_error = wb.report_error
+        self.presenter = PredictionPresenter(
+            wb, self.views, self.ablation_panel, self.inputs, self.predictions,
+            self.input_panel, self.token_panel, self.prediction, self.token_prediction,
+            self.message_bar)
         wb.model_opened.connect(self._on_model_opened)
-        wb.capture_ready.connect(self._on_capture_ready)
         wb.sample_ready.connect(self._on_sample_ready)
         wb.image_ready.connect(self.input_panel.show_image)
         wb.image_ready.connect(self._on_image_ok)
@@ -181,48 +188,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Mechscope — {info.title}")
         self.model_box.setCurrentIndex(self.model_box.findData(info.name))
         self.model_tree.show_model(info.name, info.title, info.layers, info.n_params)
-        tokens = info.kind != "image"
-        self.inputs.setCurrentWidget(self.token_panel if tokens else self.input_panel)
-        self.predictions.setCurrentWidget(self.token_prediction if tokens else self.prediction)
-        if tokens:
-            self.token_panel.set_hint(
-                "Type a sentence and press Enter" if info.kind == "embedding" else
-                "Type letters, e.g. KQBXDKQBXD, and press Enter")
-            self.token_panel.show_examples(info.example_texts)
-        else:
-            self.input_panel.show_examples(info.examples, info.example_labels)
         self.model_tree.select(self.workbench.layer)
-        self.file_menu.open_action.setEnabled(not tokens)
+        self.file_menu.open_action.setEnabled(not info.kind.reads_text)
+        where = ("built-in held-out" if info.dataset_source == "built-in"
+                 else f"examples of your data ({info.dataset_source}):")
         self.status_panel.info.setText(
             f"{info.name} ready · {info.n_params:,} parameters · evaluating on "
-            f"{info.dataset_size} held-out {info.dataset_name} examples")
-
-    @Slot(object, object)
-    def _on_capture_ready(self, capture, current) -> None:
-        wb = self.workbench
-        info = wb.layer_info(wb.layer)
-        if info is None or wb.info is None:
-            return
-        vocab = wb.info.class_names
-        ids = current.model_input if current is not None and wb.info.kind != "image" else ()
-        tokens = [vocab[int(t)] for t in ids]
-        if not self.views.show_capture(wb.info, info, capture, tokens):
-            return
-        target = wb.layer_info(info.heads_site) if info.view == "attention" else info
-        if self.ablation_panel.layer != target:
-            self.ablation_panel.show_layer(target, wb.ablations)
-        p = capture.prediction
-        if wb.info.kind == "embedding":
-            self.token_panel.show_tokens(tokens, current.description)
-            self.token_prediction.show_embedding(p.probs, p.baseline_probs)
-            self.message_bar.hide()
-        elif wb.info.kind == "tokens":
-            self.token_panel.show_tokens(tokens, current.description)
-            self.token_prediction.show_prediction(ids, p.probs, p.baseline_probs, vocab)
-            self.message_bar.hide()
-        else:
-            self.prediction.show_prediction(p.probs, p.baseline_probs, p.class_names,
-                                            current.label if current else None)
+            f"{info.dataset_size} {where} {info.dataset_name}")
 
     @Slot(object)
     def _on_sample_ready(self, sample) -> None:
@@ -235,7 +207,8 @@ class MainWindow(QMainWindow):
     @Slot(bool)
     def _on_training_shown(self, training: bool) -> None:
         self.side_dock.setVisible(not training)
-        self.lessons_dock.raise_()
+        if training:  # choosing a model must not hide the model tree (issue #12)
+            self.lessons_dock.raise_()
 
     @Slot(object)
     def _on_evaluation_ready(self, result) -> None:
@@ -282,6 +255,10 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def show_error(self, text: str) -> None:
         self.message_bar.show_message(text, "error")
+
+    @Slot(str)
+    def show_notice(self, text: str) -> None:
+        self.message_bar.show_message(text, "info")
 
     def _restore(self, settings: AppSettings) -> None:
         if (geometry := settings.geometry()) is not None:

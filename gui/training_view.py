@@ -10,6 +10,7 @@ from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import (QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
+from core.api import SessionAPI
 from core.lessons.snapshot import DEFAULT_LR
 from gui.views.training_plots import TrainingPlots
 from gui.worker import Worker
@@ -25,7 +26,7 @@ class TrainingView(QWidget):
     updated = Signal(object)               # the Snapshot just drawn
     open_in_workbench_requested = Signal()
 
-    def __init__(self, session, worker: Worker, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, session: SessionAPI, worker: Worker, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self._session, self._worker = session, worker
         self.trainer = ""
@@ -66,9 +67,6 @@ class TrainingView(QWidget):
         self.reset_button.clicked.connect(self._on_reset)
         self.sample.valueChanged.connect(self._on_sample)
         self.open_button.clicked.connect(self.open_in_workbench_requested)
-        worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_failed)
-        worker.cancelled.connect(self._on_cancelled)
 
     def start(self, trainer: str, title: str) -> None:
         """Begin lesson ``trainer`` from scratch."""
@@ -84,7 +82,8 @@ class TrainingView(QWidget):
 
     def _submit(self, fn, *args) -> None:
         self._pending = True
-        self._worker.submit(KEY, fn, *args)
+        self._worker.submit(KEY, fn, *args, on_done=self._on_snapshot,
+                            on_error=self._on_failed, on_cancel=self._on_cancelled)
 
     def train(self, n: int) -> None:
         """Run ``n`` steps in one job (for scripted runs and tests)."""
@@ -116,10 +115,7 @@ class TrainingView(QWidget):
         if not self._pending and not self.run_button.isChecked():
             self._step(0)
 
-    @Slot(str, object)
-    def _on_finished(self, key: str, snap) -> None:
-        if key != KEY:
-            return
+    def _on_snapshot(self, snap) -> None:
         self._pending = False
         self.snapshot = snap
         self.plots.show_snapshot(snap)
@@ -139,15 +135,11 @@ class TrainingView(QWidget):
         if self.run_button.isChecked() and not self._pending:
             self._step(STEPS_PER_JOB.get(self.trainer, 1))
 
-    @Slot(str)
-    def _on_cancelled(self, key: str) -> None:
-        if key == KEY:
-            self._pending = False
-            self.run_button.setChecked(False)
+    def _on_cancelled(self) -> None:
+        self._pending = False
+        self.run_button.setChecked(False)
 
-    @Slot(str, object)
-    def _on_failed(self, key: str, error) -> None:
-        if key == KEY:
-            self._pending = False
-            self.run_button.setChecked(False)
-            self.status.setText(str(error))
+    def _on_failed(self, error) -> None:
+        self._pending = False
+        self.run_button.setChecked(False)
+        self.status.setText(str(error))

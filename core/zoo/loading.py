@@ -63,5 +63,5 @@ def open_zoo(name: str, token: CancelToken | None = None):
             f"The weights in {entry.weights} do not fit the {name} architecture: {exc}"
         ) from exc
     report(token, 0.9, "describing layers…")
-    dtype = "float32" if entry.kind == "image" else "int64"
+    dtype = "int64" if entry.kind.reads_text else "float32"
     return TorchAdapter(model, name, entry.input_shape, dtype)

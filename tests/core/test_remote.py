@@ -15,7 +15,7 @@ def remote():
     r.open_model("digits_cnn")
     yield r
     r.close()
-    assert not r._process.is_alive()
+    assert not r._child.process.is_alive()
 
 
 def test_same_answers_as_the_local_session(remote, session):
@@ -25,7 +25,7 @@ def test_same_answers_as_the_local_session(remote, session):
     here = session.capture(x, ["conv1"], abl)
     there = remote.capture(x, ["conv1"], abl)
     np.testing.assert_array_equal(here.activations["conv1"], there.activations["conv1"])
-    np.testing.assert_array_equal(here.prediction.probs, there.prediction.probs)
+    np.testing.assert_array_equal(here.prediction.probabilities, there.prediction.probabilities)
 
 
 def test_user_errors_cross_the_process_boundary(remote):

@@ -18,7 +18,7 @@ def test_worker_exception_reaches_dialog_and_log(qtbot, make_window):
         return 1 / 0
 
     with qtbot.waitSignal(window.crash_dialog.shown, timeout=WAIT):
-        window.worker.submit("view", broken)
+        window.worker.submit("view", broken, on_done=print)
     assert "ZeroDivisionError" in window.crash_dialog.box.text()
     assert window.crash_dialog.box.isVisible()
     assert "Traceback" in log_path.read_text() and "1 / 0" in log_path.read_text()

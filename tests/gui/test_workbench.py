@@ -105,13 +105,12 @@ def test_cancelled_evaluation_leaves_ui_usable(qtbot, make_window):
         assert threading.current_thread() is not threading.main_thread()
         release.wait(10)
 
-    worker.submit("test-block", blocker)
+    worker.submit("test-block", blocker, on_done=print)
     window.workbench.toggle_unit("conv1", 5)  # queued behind the blocker
     with qtbot.waitSignal(panel.updated, raising=False, timeout=300) as early:
         pass
     assert not early.signal_triggered
-    with qtbot.waitSignal(worker.cancelled, timeout=WAIT,
-                          check_params_cb=lambda key: key == "accuracy"):
+    with qtbot.waitSignal(window.workbench.evaluation_cancelled, timeout=WAIT):
         window.status_panel.cancel.click()
         release.set()
     assert "cancelled" in panel.detail.text().lower()

@@ -1,0 +1,181 @@
+"""Turning a user's file into something the session can install: a model (with the
+dataset it is evaluated on) or a dataset for the open model.
+
+These functions only build and check; they never touch the session, so a failure at
+any step leaves the model and data that were open before exactly as they were. A model
+file is installed only after a trial run on two real examples in a process that may
+die (:func:`core.adapters.trial.trial_run`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from core.datasets import Dataset, load_dataset, load_digits
+from core.errors import InputError, ModelLoadError
+from core.files.images import ConvertedImage
+from core.jobs import CancelToken, report
+from core.kinds import ModelKind
+from core.model import ModelAdapter
+from core.zoo import ZOO
+
+log = logging.getLogger(__name__)
+DATA_SUFFIXES = (".npz", ".npy", ".csv")
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A model ready to install, with its evaluation data and, for a model of another
+    input size, the input spec its images are converted with."""
+
+    adapter: ModelAdapter
+    dataset: Dataset
+    title: str
+    default_layer: str
+    spec: Optional[object] = None
+
+
+def refuse_special(path: str | Path, folders: bool = False) -> Path:
+    """``path`` if it is a regular file (or, with ``folders``, a folder); else a clear
+    :class:`InputError` — checked with ``os.stat`` before anything opens it, because
+    opening a named pipe blocks until someone writes to it."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{path.name} does not exist (any more?): {path}.") from None
+    except OSError as exc:
+        log.info("stat %s: %s", path, exc)
+        raise InputError(f"{path.name} cannot be read: you may not have permission "
+                         "to open it.") from None
+    if stat.S_ISREG(mode) or (folders and stat.S_ISDIR(mode)):
+        return path
+    what = ("a folder" if stat.S_ISDIR(mode) else "a named pipe" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device")
+    wanted = "regular files and folders" if folders else "regular files"
+    raise InputError(f"{path.name} is {what}, not a file; Mechscope opens {wanted} only.")
+
+
+def classify(path: str | Path) -> str:
+    """"model", "data" or "image": what opening ``path`` means, by content."""
+    from core.files.sniff import sniff
+
+    path = refuse_special(path, folders=True)
+    if path.is_dir():
+        return "data"
+    kind = sniff(path).kind
+    if kind == "image":
+        return "image"
+    if kind in ("npz", "npy") or path.suffix.lower() in DATA_SUFFIXES:
+        return "data"
+    return "model"
+
+
+def _trial(build: Callable[[], ModelAdapter], dataset: Dataset, name: str,
+           token: Optional[CancelToken]) -> None:
+    from core.adapters.trial import trial_run
+
+    report(token, 0.5, f"trying {name} on two examples…")
+    trial_run(build, np.asarray(dataset.inputs[:2]), name=name)
+
+
+def _torch_adapter(entry, state: dict, label: str) -> ModelAdapter:
+    from core.adapters.torch_adapter import TorchAdapter
+    from core.files.checkpoints import as_torch_state
+
+    model = entry.builder()
+    model.load_state_dict(as_torch_state(state), strict=True)
+    dtype = "int64" if entry.kind.reads_text else "float32"
+    return TorchAdapter(model, label, entry.input_shape, dtype)
+
+
+def open_model_file(path: str, trusted_sha256: Optional[str] = None, spec=None,
+                    token: Optional[CancelToken] = None) -> Opened:
+    """A user's model file (state_dict, safetensors, trusted module or TorchScript,
+    ONNX) as an :class:`Opened` model, trial-run on its dataset.
+
+    Raises ``NeedsTrust``, ``NeedsInputSpec`` or :class:`ModelLoadError`.
+    """
+    from core.files.checkpoints import open_checkpoint
+
+    refuse_special(path)
+    name = Path(path).name
+    report(token, 0.1, f"reading {name} in a sandbox process…")
+    entry, state, result = open_checkpoint(path, trusted_sha256)
+    if entry is None:
+        return _open_onnx(path, result.sha256, spec, token)
+    label = f"{entry.name} ← {name}"
+    dataset = load_dataset(entry.dataset)
+    _trial(lambda: _torch_adapter(entry, state, label), dataset, name, token)
+    return Opened(_torch_adapter(entry, state, label), dataset,
+                  f"{entry.name} with the weights of {name}", entry.default_layer)
+
+
+def _open_onnx(path: str, sha256: str, spec, token: Optional[CancelToken]) -> Opened:
+    """An ONNX model on the dataset whose inputs it takes — or, given an input spec
+    (asked once from the user), on the digits converted to that input."""
+    from core.adapters.onnx_adapter import OnnxAdapter
+    from core.files.checkpoints import NeedsInputSpec
+    from core.files.preprocess import guess
+
+    name = Path(path).name
+    try:
+        adapter = OnnxAdapter(path, name)
+    except (ValueError, KeyError) as exc:
+        log.info("ONNX %s refused: %s", name, exc)
+        raise ModelLoadError(f"{name} cannot be opened: {exc}") from exc
+    for entry in ZOO.values():
+        if entry.kind is ModelKind.IMAGE and entry.input_shape == adapter.input_shape \
+                and spec is None:
+            dataset = load_dataset(entry.dataset)
+            _trial(lambda: OnnxAdapter(path, name), dataset, name, token)
+            return Opened(adapter, dataset, f"{name} (ONNX) on the {entry.dataset} data",
+                          adapter.layers()[0].name)
+    if spec is None:
+        first = guess(adapter.input_shape, name)
+        raise NeedsInputSpec(f"{name} reads {first.channels}×{first.height}×"
+                             f"{first.width} images: how should their values be "
+                             "scaled?", path, sha256, first)
+    if tuple(spec.shape) != tuple(adapter.input_shape):
+        raise ModelLoadError(f"{name} reads {adapter.input_shape}, not {spec.shape}.")
+    digits = load_digits("eval")
+    data = Dataset(f"digits (eval) as {spec.describe()}", spec.apply(digits.display),
+                   digits.labels, digits.class_names, digits.display, digits.groups,
+                   digits.group_names)
+    _trial(lambda: OnnxAdapter(path, name), data, name, token)
+    return Opened(adapter, data, f"{name} (ONNX), input {spec.describe()}",
+                  adapter.layers()[0].name, spec)
+
+
+def user_dataset(path: str, adapter: ModelAdapter, current: Dataset,
+                 token: Optional[CancelToken] = None) -> Dataset:
+    """The user's labelled data (a folder with one sub-folder per class, .npz, .npy or
+    .csv) for ``adapter``, with the class names of ``current``."""
+    from core.files.user_data import load_user_data
+
+    if current.kind is not ModelKind.IMAGE:
+        raise InputError("Your own data can be used with image models for now.")
+    refuse_special(path, folders=True)
+    data = load_user_data(path, current.class_names, adapter.input_shape, token)
+    if data.display is None:  # arrays and CSV: show what the model gets
+        shown = np.asarray(data.inputs)[:, 0].astype(np.float32)
+        data = Dataset(data.name, data.inputs, data.labels, data.class_names, shown,
+                       data.groups, data.group_names)
+    return data
+
+
+def respecified(converted: ConvertedImage, spec, adapter: ModelAdapter) -> ConvertedImage:
+    """For a model with its own input spec, the 8x8 digit converted to that input."""
+    if spec is None or tuple(spec.shape) != tuple(adapter.input_shape):
+        return converted
+    model_input = spec.apply(converted.digit[None])[0]
+    model_input.setflags(write=False)
+    return replace(converted, model_input=model_input,
+                   steps=converted.steps[:-1] + (f"converted to {spec.describe()}",))

@@ -1,0 +1,31 @@
+"""What kind of model is open, decided once in the core; the GUI picks its input loader,
+prediction view and wording by looking the kind up, never by comparing strings."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ModelKind(str, Enum):
+    """What a model reads and puts out.
+
+    A ``str`` enum so that it pickles across the compute-process pipe and reads well in
+    logs; compare with the members, not with their values.
+    """
+
+    #: An image in, class scores out (the digits CNN, an ONNX classifier).
+    IMAGE = "image"
+    #: Token ids in, next-token scores per position out (the induction transformer).
+    TOKENS = "tokens"
+    #: Token ids in, one sentence embedding out (MiniLM).
+    EMBEDDING = "embedding"
+
+    @property
+    def reads_text(self) -> bool:
+        return self is not ModelKind.IMAGE
+
+    @property
+    def metric(self) -> str:
+        """What an evaluation scores: the fraction right, or the cosine similarity of
+        the ablated to the intact output (an embedding has no right answer)."""
+        return "cosine" if self is ModelKind.EMBEDDING else "accuracy"

@@ -1,0 +1,162 @@
+"""Scripted runs of the real window, for CI, docs and the benchmarks: ``--smoke-test``,
+``--screenshot`` (with ``--layer``, ``--ablate``, ``--lesson``, a FILE …) and
+``--timing``. They drive the window the way a user would and wait on its signals,
+never on time."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from PySide6.QtCore import QEvent, QObject, QTimer, Slot
+from PySide6.QtWidgets import QApplication
+
+from core.ablation import Ablation
+from gui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+SCRIPT_TIMEOUT_MS = 120_000
+
+
+class Script(QObject):
+    """Drives the window through a fixed list of steps, waiting on idleness (never on
+    time): model loaded → lesson, or layer and input → a FILE → ablations → head
+    importance → screenshot or smoke checks → quit.
+
+    After each step the worker either has a job (its end advances the script) or not
+    (the script advances at once) — so a step that changes nothing cannot stall it.
+    """
+
+    def __init__(self, window: MainWindow, options, app: QApplication) -> None:
+        super().__init__(window)
+        self.window, self.options, self.app = window, options, app
+        self.exit_code = 1
+        self.file_message = ""
+        self.steps = self._plan()
+        self.stage = 0
+        window.worker.busy_changed.connect(self._on_busy_changed)
+        window.workbench.error.connect(self._on_error)
+        window.workbench.crashed.connect(self._on_error)
+        window.workbench.file_outcome.connect(self._on_file_outcome)
+        QTimer.singleShot(SCRIPT_TIMEOUT_MS, self._on_timeout)
+
+    def _plan(self) -> list:
+        opts, wb = self.options, self.window.workbench
+        steps = []
+        if opts.lesson:
+            steps.append(lambda: self.window.lessons.open(opts.lesson))
+            if opts.steps:
+                steps.append(self._train)
+        else:
+            steps.append(self._layer_and_input)
+        if opts.file:
+            steps.append(lambda: wb.open_file(opts.file))
+        if opts.ablations or (opts.smoke_test and not opts.file):
+            steps.append(lambda: wb.set_ablations(opts.ablations or (self._first_unit(),)))
+        if opts.importance:
+            steps.append(self._importance)
+        return steps
+
+    def _layer_and_input(self) -> None:
+        opts, wb = self.options, self.window.workbench
+        if opts.layer:
+            self.window.model_tree.select(opts.layer)
+        if opts.text:
+            wb.open_text(opts.text)
+        else:
+            wb.select_sample(opts.input_index or 0)
+
+    def _train(self) -> None:
+        if self.window.centre.currentWidget() is self.window.training_view:
+            self.window.training_view.train(self.options.steps)
+
+    def _importance(self) -> None:
+        wb = self.window.workbench
+        if wb.info is not None and wb.info.kind.reads_text:
+            wb.measure_importance()
+
+    @Slot(bool)
+    def _on_busy_changed(self, busy: bool) -> None:
+        if not busy:
+            # Let queued result signals land before looking at the window.
+            QTimer.singleShot(0, self._advance)
+
+    def _advance(self) -> None:
+        if self.window.worker.busy or self.window.workbench.info is None:
+            return
+        if self.stage >= len(self.steps):
+            self._finish()
+            return
+        self.stage += 1
+        self.steps[self.stage - 1]()
+        QTimer.singleShot(0, self._advance)  # no-op if that step started a job
+
+    def _first_unit(self) -> Ablation:
+        wb = self.window.workbench
+        info = wb.layer_info(wb.layer)
+        site = info.heads_site if info.view == "attention" else info.name
+        return Ablation(site, (0,))
+
+    def _finish(self) -> None:
+        window = self.window
+        if self.options.screenshot:
+            window.repaint()
+            self.app.processEvents()
+            ok = window.grab().save(self.options.screenshot)
+            log.info("screenshot %s saved: %s", self.options.screenshot, ok)
+            self.exit_code = 0 if ok else 1
+        if self.options.smoke_test:
+            result = window.accuracy_panel.result
+            ok = result is not None and (bool(result.ablations) or bool(self.options.file))
+            ok = ok and not self.file_message
+            log.info("smoke test: score %s", None if result is None else result.accuracy)
+            self.exit_code = 0 if ok else 1
+        window.close()
+
+    @Slot(str, str)
+    def _on_file_outcome(self, path: str, message: str) -> None:
+        # A file's message is its outcome, shown in the window (and screenshotted).
+        self.file_message = message
+        log.info("opened %s: %s", path, message or "ok")
+        if message:
+            print(f"{path}: {message}", flush=True)
+
+    @Slot(str)
+    def _on_error(self, text: str) -> None:
+        if self.options.file and text == self.file_message:
+            return
+        log.error("scripted run failed: %s", text)
+        print(f"error: {text}", flush=True)
+        self.exit_code = 2
+        self.window.close()
+
+    def _on_timeout(self) -> None:
+        log.error("scripted run timed out at step %d of %d", self.stage, len(self.steps))
+        self.exit_code = 3
+        self.window.close()
+
+
+class StartupTimer(QObject):
+    """Prints wall-clock stamps of the first paint and of "model ready", then quits
+    (``--timing``; bench/bench_startup.py subtracts its own launch time)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.painted = False
+        window.installEventFilter(self)
+        window.workbench.model_opened.connect(self._on_model_opened)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.Type.Paint and not self.painted:
+            self.painted = True
+            print(f"first-paint {time.time():.4f}", flush=True)
+        return False
+
+    @Slot(object)
+    def _on_model_opened(self, _info) -> None:
+        print(f"model-ready {time.time():.4f}", flush=True)
+        QTimer.singleShot(0, self.window.close)
+
+
+
