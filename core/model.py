@@ -139,8 +139,28 @@ class ModelAdapter(Protocol):
         ablations at and after it and return the outputs (N, K) float32."""
         ...
 
+    def run_sweep(
+        self,
+        site: str,
+        units: Sequence[int],
+        mode: str,
+        means: Optional[Mapping[str, np.ndarray]],
+        inputs: np.ndarray,
+        resume: Optional[str] = None,
+    ) -> np.ndarray:
+        """Outputs with each of ``units`` of ``site`` ablated alone (``mode`` "zero" or
+        "mean"; ``means`` as in :meth:`run`).
+
+        ``inputs`` are the model inputs (N, *input_shape), or, when ``resume`` (a
+        :meth:`resume_point` of ``site``) is given, that site's unablated output
+        (N, *shape). Returns (U, N, K) float32: row ``i`` has ``units[i]`` ablated,
+        equal to ``run(inputs, ablations=(Ablation(site, (units[i],), mode),))``.
+        """
+        ...
+
 
 def missing_methods(obj: object) -> list[str]:
     """Names of :class:`ModelAdapter` members that ``obj`` lacks (for clear errors)."""
-    wanted = ("name", "input_shape", "layers", "run", "resume_point", "run_from")
+    wanted = ("name", "input_shape", "layers", "run", "resume_point", "run_from",
+              "run_sweep")
     return [m for m in wanted if not hasattr(obj, m)]

@@ -117,10 +117,8 @@ class TorchAdapter:
             out = torch_hooks.forward(self.model, x)
         acts = {site: t.numpy() for site, t in state.captured.items()}
         report = HookReport(dict(state.fired), state.unchanged())
-        never = [site for site, fired in state.fired.items() if not fired]
-        if never and out is not None:
-            # A planned hook that never fired means the numbers would silently lie.
-            raise RuntimeError(f"Hooks on {never} never fired during the forward pass.")
+        if out is not None:  # a stopped run skips later hooks on purpose
+            _check_fired(state)
         return RunResult(None if out is None else out.numpy(), acts, report)
 
     def resume_point(self, site: str, inclusive: bool = True) -> Optional[str]:
@@ -138,10 +136,6 @@ class TorchAdapter:
     def run_from(self, site: str, activation: np.ndarray,
                  ablations: Sequence[Ablation] = (),
                  means: Optional[Mapping] = None) -> RunResult:
-        if site not in self._resumable:
-            raise ValueError(f"Cannot resume the forward pass from {site!r}.")
-        children = dict(self.model.named_children())
-        suffix = self._resumable[self._resumable.index(site) + 1:]
         here = [a for a in ablations if a.site == site]
         later = [a for a in ablations if a.site != site]
         state = torch_hooks.RunHooks(clone=False)
@@ -151,8 +145,8 @@ class TorchAdapter:
                                             self._axes.get(site, 1))
             with torch_hooks.installed(self.model, (), later, means, None, False, state,
                                        axes=self._axes):
-                for name in suffix:
-                    x = children[name](x)
+                x = self._suffix(site, x)
+        _check_fired(state)
         return RunResult(x.numpy(), {}, HookReport(dict(state.fired), state.unchanged()))
 
     def run_sweep(self, site: str, units: Sequence[int], mode: str,
@@ -160,36 +154,40 @@ class TorchAdapter:
                   resume: Optional[str] = None) -> np.ndarray:
         """Ablate each of ``units`` of ``site`` alone, all in one batched pass.
 
-        ``inputs`` are the model inputs, or the cached output of ``resume`` when given.
-        Returns the outputs stacked per unit: (U, N, ...) float32.
+        ``inputs`` are the model inputs (N, *input_shape), or the cached output of
+        ``resume`` when given. Returns the outputs stacked per unit: (U, N, ...) float32.
         """
+        units = tuple(units)
         n_u, n = len(units), len(inputs)
-        axis = self._axes.get(site, 1) + 1  # +1: the replica axis in front
-        module = self.model.get_submodule(site)
-
-        def hook(_m, _i, out: torch.Tensor) -> torch.Tensor:
-            out = out.view(n_u, n, *out.shape[1:])
-            keep = torch.ones(n_u, out.shape[axis], dtype=out.dtype)
-            keep[torch.arange(n_u), torch.tensor(list(units))] = 0
-            keep = keep.view(n_u, *([1] * (axis - 1)), -1, *([1] * (out.dim() - axis - 1)))
-            new = out * keep
-            if mode == "mean":
-                mean = torch_hooks.fit_mean((means or {})[site], out.shape[2:], out.dtype)
-                new = new + mean * (1 - keep)
-            return new.reshape(n_u * n, *out.shape[2:])
-
-        dtype = np.float32 if resume else self.input_dtype
-        x = _tensor(inputs, dtype)
+        spec = torch_hooks.SweepSpec(site, units, mode, means or {},
+                                     self._axes.get(site, 1) - 1)
+        x = _tensor(inputs, np.float32 if resume else self.input_dtype)
         x = x.repeat(n_u, *([1] * (x.dim() - 1)))
-        handle = module.register_forward_hook(hook)
-        try:
-            with torch.inference_mode():
-                if resume:
-                    children = dict(self.model.named_children())
-                    for name in self._resumable[self._resumable.index(resume) + 1:]:
-                        x = children[name](x)
-                else:
-                    x = self.model(x)
-        finally:
-            handle.remove()
+        with torch.inference_mode():
+            if resume == site:
+                # The cached output of the site itself: ablate it here, for its module
+                # does not run again and a hook on it would never fire.
+                x = self._suffix(site, torch_hooks.sweep_apply(spec, x))
+            else:
+                with torch_hooks.installed(self.model, (), (), None, None, False,
+                                           axes=self._axes, sweep=spec) as state:
+                    x = self._suffix(resume, x) if resume else self.model(x)
+                _check_fired(state)
         return x.numpy().reshape(n_u, n, *x.shape[1:])
+
+    def _suffix(self, site: str, x: torch.Tensor) -> torch.Tensor:
+        """The rest of a sequential forward pass, from the output of child ``site``."""
+        if site not in self._resumable:
+            raise ValueError(f"Cannot resume the forward pass from {site!r}.")
+        children = dict(self.model.named_children())
+        for name in self._resumable[self._resumable.index(site) + 1:]:
+            x = children[name](x)
+        return x
+
+
+def _check_fired(state: torch_hooks.RunHooks) -> None:
+    never = torch_hooks.never_fired(state)
+    if never:
+        # A planned hook that never fired means the numbers would silently lie.
+        log.error("hooks on %s never fired during the forward pass", never)
+        raise RuntimeError(f"Hooks on {never} never fired during the forward pass.")

@@ -7,12 +7,14 @@ raises, so thousands of runs leave no hook behind.
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Iterator, Mapping, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-from core.ablation import Ablation
+from core.ablation import Ablation, Mode, sweep_masks, unit_mask
 from core.errors import AblationError
 
 
@@ -34,29 +36,34 @@ class RunHooks:
         return tuple(label for label, changed in self.changed.items() if not changed)
 
 
-def fit_mean(mean, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
-    """A dataset mean (computed at full length) cropped to ``shape`` (one example's
-    output, e.g. a shorter sequence's), with a leading batch axis."""
-    mean = torch.as_tensor(mean, dtype=dtype)
-    return mean[tuple(slice(0, n) for n in shape)].unsqueeze(0)
+@dataclass(frozen=True)
+class SweepSpec:
+    """Each of ``units`` of ``site`` ablated alone: the batch holds one replica of the
+    examples per unit, replica ``i`` ablating ``units[i]``.
+
+    ``unit_axis`` is the unit axis of one example's output (batch axis excluded).
+    """
+
+    site: str
+    units: tuple[int, ...]
+    mode: Mode
+    means: Mapping
+    unit_axis: int
 
 
-def replace_units(abl: Ablation, out: torch.Tensor, means: Mapping, axis: int = 1) -> torch.Tensor:
-    """A new tensor with the ablated units (along ``axis``) replaced; never in place."""
-    n_units = out.shape[axis]
-    if abl.units and max(abl.units) >= n_units:
-        raise AblationError(
-            f"{abl.site} has {n_units} units; unit {max(abl.units)} does not exist."
-        )
-    keep = torch.ones(n_units, dtype=out.dtype)
-    keep[list(abl.units)] = 0
-    keep = keep.view(*([1] * axis), -1, *([1] * (out.dim() - axis - 1)))
-    if abl.mode == "zero":
-        return out * keep
-    mean = means.get(abl.site)
-    if mean is None:
-        raise AblationError(f"No dataset mean is known for {abl.site}; cannot mean-ablate.")
-    return out * keep + fit_mean(mean, out.shape[1:], out.dtype) * (1 - keep)
+def _torch(arr: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(arr).to(like.dtype)
+
+
+def sweep_apply(spec: SweepSpec, out: torch.Tensor) -> torch.Tensor:
+    """``out`` (U * N, *shape) with replica ``i`` (rows ``i*N`` to ``(i+1)*N``) ablated
+    at ``spec.units[i]``; a new tensor, never in place."""
+    shape = tuple(out.shape[1:])
+    keep, fill = sweep_masks(spec.site, spec.units, spec.mode, shape, spec.unit_axis,
+                             spec.means)
+    rows = out.reshape(len(spec.units), -1, *shape)
+    new = rows * _torch(keep, out).unsqueeze(1) + _torch(fill, out).unsqueeze(1)
+    return new.reshape(out.shape)
 
 
 def _skip(abl: Ablation, out: torch.Tensor, inputs: Optional[tuple]) -> torch.Tensor:
@@ -72,25 +79,31 @@ def _skip(abl: Ablation, out: torch.Tensor, inputs: Optional[tuple]) -> torch.Te
 def apply_ablations(out: torch.Tensor, ablations: Sequence[Ablation], means: Mapping,
                     state: "RunHooks", axis: int = 1,
                     inputs: Optional[tuple] = None) -> torch.Tensor:
-    """Apply ``ablations`` (all on one site) to ``out``, recording whether each changed
-    anything (the self-check behind "unit 3 was already zero on these inputs").
+    """Apply ``ablations`` (all on one site) to ``out`` (B, *shape), recording whether
+    each changed anything (the self-check behind "unit 3 was already zero on these
+    inputs"). A skip comes first, so units switched off on the same site stay off;
     ``scale`` acts on the weights before the forward pass (see :func:`installed`)."""
     new = out
     for abl in ablations:
-        if abl.mode == "scale":
-            continue
         if abl.mode == "skip":
-            replaced = _skip(abl, new, inputs)
-            differs = not torch.equal(replaced, new)
-        else:
-            replaced = replace_units(abl, new, means, axis)
-            idx = torch.tensor(abl.units, dtype=torch.long)
-            differs = not torch.equal(replaced.index_select(axis, idx),
-                                      new.index_select(axis, idx))
-        label = abl.label()
-        state.changed[label] = state.changed.get(label, False) or differs
-        new = replaced
-    return new
+            new = _skip(abl, out, inputs)
+            _record(state, abl, not torch.equal(new, out))
+            break
+    units = [a for a in ablations if not a.whole_layer]
+    if not units:
+        return new
+    keep, fill = unit_mask(units, units[0].site, new.shape[1:], axis - 1, means)
+    replaced = new * _torch(keep, new) + _torch(fill, new)
+    for abl in units:
+        idx = torch.tensor(abl.units, dtype=torch.long)
+        _record(state, abl, not torch.equal(replaced.index_select(axis, idx),
+                                            new.index_select(axis, idx)))
+    return replaced
+
+
+def _record(state: "RunHooks", abl: Ablation, differs: bool) -> None:
+    label = abl.label()
+    state.changed[label] = state.changed.get(label, False) or differs
 
 
 @contextmanager
@@ -131,19 +144,37 @@ def _make_hook(site: str, state: RunHooks, capture: bool, ablations: Sequence[Ab
     return hook
 
 
+def _make_sweep_hook(spec: SweepSpec, state: RunHooks):
+    def hook(_module: nn.Module, _inputs, out: torch.Tensor) -> torch.Tensor:
+        state.fired[spec.site] = True
+        return sweep_apply(spec, out)
+
+    return hook
+
+
+def never_fired(state: RunHooks) -> list[str]:
+    """Sites whose hook did not run: the numbers of such a run would silently lie."""
+    return sorted(site for site, fired in state.fired.items() if not fired)
+
+
 @contextmanager
 def installed(model: nn.Module, capture: Sequence[str], ablations: Sequence[Ablation],
               means: Optional[Mapping], stop_after: Optional[str],
               clone: bool, state: Optional[RunHooks] = None,
-              axes: Optional[Mapping[str, int]] = None) -> Iterator[RunHooks]:
-    """``axes``: site -> unit axis of the batched output (default 1)."""
-    """Install hooks on exactly the sites that need one; remove all of them on exit."""
+              axes: Optional[Mapping[str, int]] = None,
+              sweep: Optional[SweepSpec] = None) -> Iterator[RunHooks]:
+    """Install hooks on exactly the sites that need one; remove all of them on exit.
+
+    ``axes``: site -> unit axis of the batched output (default 1). ``sweep``: a batched
+    sweep whose hook is installed, fire-checked and removed like every other.
+    """
     modules = dict(model.named_modules())
     by_site: dict[str, list[Ablation]] = {}
     for abl in ablations:
         by_site.setdefault(abl.site, []).append(abl)
     sites = set(capture) | set(by_site) | ({stop_after} if stop_after else set())
-    unknown = sorted(s for s in sites if s not in modules or s == "")
+    wanted = sites | ({sweep.site} if sweep else set())
+    unknown = sorted(s for s in wanted if s not in modules or s == "")
     if unknown:
         raise AblationError(f"The model has no layer named {', '.join(unknown)}.")
     stack = ExitStack()
@@ -156,6 +187,10 @@ def installed(model: nn.Module, capture: Sequence[str], ablations: Sequence[Abla
             hook = _make_hook(site, state, site in capture, by_site.get(site, ()),
                               means or {}, site == stop_after, (axes or {}).get(site, 1))
             handles.append(modules[site].register_forward_hook(hook))
+        if sweep is not None:
+            state.fired[sweep.site] = False
+            handles.append(modules[sweep.site].register_forward_hook(
+                _make_sweep_hook(sweep, state)))
         yield state
     finally:
         for handle in handles:

@@ -100,16 +100,22 @@ def _scores(logits: np.ndarray, dataset: Dataset) -> tuple[float, float, np.ndar
     """Accuracy, mean cross-entropy and per-group accuracy over the scored answers.
 
     ``logits``: (N, K) for a classifier or (N, T, K) per position; positions whose label
-    is negative are not scored.
+    is negative are not scored. A model may know fewer classes than the dataset (a
+    3-class model on the ten digits): an answer it has no output for counts as wrong,
+    and is left out of the loss, whose cross-entropy would be infinite — the loss is
+    the mean over the answers the model can give (NaN when it can give none).
     """
     labels, groups = dataset.labels.reshape(-1), dataset.groups.reshape(-1)
     logits = logits.reshape(len(labels), -1)
     scored = labels >= 0
     logits, labels, groups = logits[scored], labels[scored], groups[scored]
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    k = logits.shape[1]
+    known = labels < k
+    shifted = logits[known] - logits[known].max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = float(-log_probs[np.arange(len(labels)), labels].mean())
-    correct = logits.argmax(axis=1) == labels
+    loss = float(-log_probs[np.arange(len(log_probs)), labels[known]].mean()) \
+        if known.any() else float("nan")
+    correct = (logits.argmax(axis=1) == labels) & known
     per_group = np.array([correct[groups == g].mean() if (groups == g).any() else np.nan
                           for g in range(len(dataset.group_names))])
     return float(correct.mean()), loss, per_group
@@ -212,9 +218,9 @@ class Evaluator:
             chunk = units[start:start + per_chunk]
             outs = self.adapter.run_sweep(site, chunk, mode, means, source, resume)
             for out in outs:
-                a, l, _ = self._score(out, token)
-                acc.append(a)
-                loss.append(l)
+                right, lost, _ = self._score(out, token)
+                acc.append(right)
+                loss.append(lost)
         report(token, 1.0, f"sweeping {site}: done")
         return Sweep(site, units, mode, np.array(acc), np.array(loss), base)
 

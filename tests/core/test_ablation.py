@@ -68,3 +68,27 @@ def test_toggle_adds_and_removes():
     assert abls == (Ablation("conv1", (5,)),)
     assert ablation.toggle(abls, "conv1", 5, "zero") == ()
     assert ablation.parse("conv2:1,2", "mean") == Ablation("conv2", (1, 2), "mean")
+
+
+def test_unit_mask_is_the_one_definition_of_an_ablation():
+    mean = np.arange(2 * 4 * 3, dtype=np.float32).reshape(4, 3, 2)[:, :, 0].T  # (3, 4)
+    abls = (Ablation("s", (1,)), Ablation("s", (2, 3), "mean"), Ablation("t", (0,)),
+            Ablation("s", mode="skip"))
+    keep, fill = ablation.unit_mask(abls, "s", (3, 4), 1, {"s": mean})
+    assert keep.shape == (1, 4) and keep.tolist() == [[1, 0, 0, 0]]
+    x = np.ones((3, 4), np.float32) * 7
+    out = x * keep + fill
+    assert out[:, 0].tolist() == [7, 7, 7] and not out[:, 1].any()
+    np.testing.assert_array_equal(out[:, 2:], mean[:, 2:])
+    # A shorter sequence takes the mean's first positions; a later ablation wins.
+    keep, fill = ablation.unit_mask(abls + (Ablation("s", (2,)),), "s", (2, 4), 1,
+                                    {"s": mean})
+    assert fill.shape == (2, 4) and not fill[:, 2].any() and fill[1, 3] == mean[1, 3]
+    keep, fill = ablation.unit_mask((Ablation("s", (0,)),), "s", (5, 2, 2), 0)
+    assert keep.shape == fill.shape == (5, 1, 1) and not fill.any()
+    with pytest.raises(AblationError, match="unit 5 does not exist"):
+        ablation.unit_mask((Ablation("s", (5,)),), "s", (5, 2, 2), 0)
+    with pytest.raises(AblationError, match="No dataset mean"):
+        ablation.unit_mask((Ablation("s", (1,), "mean"),), "s", (5,), 0)
+    keeps, fills = ablation.sweep_masks("s", (0, 3), "zero", (4, 2), 0)
+    assert not fills.any() and keeps.shape == (2, 4, 1) and keeps[:, :, 0].tolist() == [[0, 1, 1, 1], [1, 1, 1, 0]]
