@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import multiprocessing as mp
+import os
 import threading
 import time
 import traceback
@@ -85,19 +86,23 @@ def _forward_logs(queue) -> None:
     root.setLevel(logging.INFO)
 
 
-def _serve(conn, cancel, logs) -> None:
+def _serve(conn, cancel, logs, serves: str) -> None:
     """The child's loop: import the framework at once, then answer calls until told to
     stop (or until the parent's end of the pipe closes)."""
+    import importlib
+
     _forward_logs(logs)
     from core import runtime
-    from core.session import Session
 
+    module, _, name = serves.partition(":")
+    Session = getattr(importlib.import_module(module), name)  # noqa: N806 (a class)
     runtime.tune_allocator()
     try:
         import core.adapters.torch_adapter  # noqa: F401 (the slow import, done up front)
     except Exception:  # reported with a user message when a model opens
         log.exception("importing the framework failed")
     session = Session()
+    log.info("compute process %d ready, serving %s", os.getpid(), serves)
     while True:
         try:
             message = conn.recv()
@@ -133,7 +138,7 @@ class _Forward(logging.Handler):
 class _Child:
     """One compute process with its pipe, cancel event and log queue."""
 
-    def __init__(self) -> None:
+    def __init__(self, serves: str) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that may own Qt threads
         self.conn, child = ctx.Pipe()
         self.cancel = ctx.Event()
@@ -141,7 +146,7 @@ class _Child:
         # Not a daemon: the child starts sandbox processes of its own (the file probe,
         # the trial run), which daemonic processes may not. The parent ends it in
         # close(); if the parent dies, the child's recv() ends with EOFError.
-        self.process = ctx.Process(target=_serve, args=(child, self.cancel, self.logs),
+        self.process = ctx.Process(target=_serve, args=(child, self.cancel, self.logs, serves),
                                    name="mechscope-compute", daemon=False)
         self.process.start()
         child.close()
@@ -172,10 +177,13 @@ class RemoteSession(SessionAPI):
 
     Start it as early as possible (before importing Qt) so torch loads in parallel.
     ``on_restart(text)`` is told, from the worker thread, when the watchdog replaced
-    the process.
+    the process. ``serves`` names the session class the child runs ("module:Class"),
+    so tests can serve a session whose framework call never returns.
     """
 
-    def __init__(self, on_restart: Optional[Callable[[str], None]] = None) -> None:
+    def __init__(self, on_restart: Optional[Callable[[str], None]] = None,
+                 serves: str = "core.session:Session") -> None:
+        self._serves = serves
         self._lock = threading.Lock()
         self._closed = False
         self._replaying = False
@@ -183,7 +191,7 @@ class RemoteSession(SessionAPI):
         self._lesson: list[tuple[str, tuple, dict]] = []
         self.on_restart = on_restart
         self.restarts = 0
-        self._child = _Child()
+        self._child = _Child(self._serves)
 
     # --- SessionAPI ------------------------------------------------------------------
     def available_models(self) -> tuple[ZooEntry, ...]:
@@ -340,7 +348,7 @@ class RemoteSession(SessionAPI):
         if self._closed or self._replaying:  # no restart while closing or replaying
             raise SessionProcessError("The compute process stopped.")
         self._child.end(0.2)
-        self._child = _Child()
+        self._child = _Child(self._serves)
         self.restarts += 1
         self._replaying = True
         try:

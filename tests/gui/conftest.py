@@ -1,7 +1,11 @@
+"""GUI tests drive the real window against the production session: the compute
+process (:class:`core.remote.RemoteSession`), started once for the whole run — the
+path users take (issue #10). ``--in-process`` behaviour is covered by core tests."""
+
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from core.session import Session
+from core.remote import RemoteSession
 from gui import crash
 from gui.app import configure_pyqtgraph
 from gui.main_window import MainWindow
@@ -19,13 +23,21 @@ def fail_on_slot_exceptions():
     assert not seen, f"exceptions in slots: {seen}"
 
 
+@pytest.fixture(scope="session")
+def compute():
+    """The compute process users get; each window opens its own model in it."""
+    remote = RemoteSession()
+    yield remote
+    remote.close()
+
+
 @pytest.fixture
-def make_window(qtbot):
+def make_window(qtbot, compute):
     configure_pyqtgraph()
     windows = []
 
     def make(model: str = "digits_cnn", layer: str = "conv1") -> MainWindow:
-        window = MainWindow(Session())
+        window = MainWindow(compute)
         qtbot.addWidget(window)
         window.workbench.layer = layer
         window.show()

@@ -2,7 +2,6 @@
 
 from PySide6.QtWidgets import QPushButton
 
-from core.session import Session
 from gui import crash
 from gui.main_window import MainWindow
 from gui.settings import AppSettings
@@ -47,9 +46,9 @@ def test_slot_exception_reaches_dialog_and_log(qtbot, make_window):
         window.model_tree.select("conv2")
 
 
-def test_settings_remember_model_layer_input_and_files(qtbot, tmp_path):
+def test_settings_remember_model_layer_input_and_files(qtbot, tmp_path, compute):
     ini = str(tmp_path / "settings.ini")
-    window = MainWindow(Session(), settings=AppSettings(ini))
+    window = MainWindow(compute, settings=AppSettings(ini))
     qtbot.addWidget(window)
     window.workbench.layer = "conv2"
     window.show()
@@ -66,7 +65,7 @@ def test_settings_remember_model_layer_input_and_files(qtbot, tmp_path):
     assert again.last_layer == "block1.attn"  # the model's default: conv2 is not in it
     assert again.last_input == 7
     assert again.geometry() == saved and again.window_state() is not None
-    restored = MainWindow(Session(), settings=again)
+    restored = MainWindow(compute, settings=again)
     qtbot.addWidget(restored)
     # (The offscreen screen is 800 px wide, so Qt clamps the restored size; the bytes
     # round-trip is what the app controls.)

@@ -7,7 +7,6 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from core.session import Session
 from core.zoo import digits_cnn
 from gui.main_window import MainWindow
 from gui.settings import AppSettings
@@ -31,8 +30,8 @@ def files(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(Session(), settings=AppSettings(str(tmp_path / "settings.ini")))
+def window(qtbot, tmp_path, compute):
+    w = MainWindow(compute, settings=AppSettings(str(tmp_path / "settings.ini")))
     qtbot.addWidget(w)
     w.show()
     with qtbot.waitSignal(w.accuracy_panel.updated, timeout=WAIT):
