@@ -1,0 +1,90 @@
+"""The compute process as users run it: a call that never returns is ended by the
+watchdog, which starts a fresh process and reopens what was open (issue #10); its log
+records reach the app's log; Quit ends it even mid-job."""
+
+import logging
+import threading
+import time
+
+import pytest
+
+from core.ablation import Ablation
+from core.errors import Cancelled
+from core.jobs import CancelToken
+from core.remote import WATCHDOG_S, ComputeRestarted, RemoteSession
+
+
+@pytest.fixture
+def hanging():
+    remote = RemoteSession(serves="tests.fakes.hanging_session:HangingSession")
+    remote.open_model("digits_cnn")
+    yield remote
+    remote.close()
+
+
+def _cancel_after(token: CancelToken, seconds: float) -> None:
+    threading.Timer(seconds, token.cancel).start()
+
+
+def test_a_call_that_never_returns_is_replaced_and_the_model_reopened(hanging):
+    first = hanging.pid
+    notices = []
+    hanging.on_restart = notices.append
+    token = CancelToken()
+    _cancel_after(token, 0.3)
+    with pytest.raises(ComputeRestarted, match="restarted its compute process"):
+        hanging.evaluate((Ablation("conv1", (1,)),), token=token)
+    assert hanging.pid != first and hanging.restarts == 1
+    assert notices and "reopened the model" in notices[0]
+    # The new process has the model open again: no open_model needed.
+    assert hanging.evaluate().accuracy > 0.95
+    assert hanging.sample(3).model_input.shape == (1, 16, 16)
+
+
+def test_a_cooperative_cancel_does_not_restart(hanging):
+    token = CancelToken(lambda f, t: token.cancel())
+    with pytest.raises(Cancelled) as raised:
+        hanging.open_model("digits_cnn", token=token)
+    assert not isinstance(raised.value, ComputeRestarted)
+    assert hanging.restarts == 0
+
+
+def test_close_mid_job_ends_the_process(hanging):
+    worker = threading.Thread(target=lambda: _swallow(
+        lambda: hanging.evaluate((Ablation("conv1", (1,)),))))
+    worker.start()
+    time.sleep(0.5)  # let the call reach the hanging framework call
+    process = hanging._child.process
+    hanging.close()
+    worker.join(5)
+    assert not worker.is_alive() and not process.is_alive()
+
+
+def _swallow(fn) -> None:
+    try:
+        fn()
+    except Exception:  # the call ends with SessionProcessError when the app closes
+        pass
+
+
+def test_log_records_of_the_compute_process_reach_the_app_log(tmp_path):
+    path = tmp_path / "app.log"
+    handler = logging.FileHandler(path)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old = root.level
+    root.setLevel(logging.INFO)
+    remote = RemoteSession()
+    try:
+        remote.open_model("digits_cnn")
+        pid = remote.pid
+    finally:
+        remote.close()
+        root.removeHandler(handler)
+        root.setLevel(old)
+        handler.close()
+    assert f"compute process {pid} ready" in path.read_text()
+
+
+def test_watchdog_bound_is_at_most_a_second():
+    assert WATCHDOG_S <= 1.0
