@@ -3,6 +3,7 @@ which tensors do not fit. Files that are code open only after the user trusted t
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -12,6 +13,8 @@ import numpy as np
 from core.errors import MechscopeError, ModelLoadError
 from core.files.probe import ProbeResult, probe
 from core.zoo import ZOO, ZooEntry
+
+log = logging.getLogger(__name__)
 
 SHOWN_KEYS = 6
 
@@ -115,16 +118,36 @@ def _load_trusted(result: ProbeResult) -> dict:
     """Only after the user said yes to this exact file: run it and take its weights."""
     import torch
 
-    if result.sniffed.kind == "torchscript":
-        with warnings.catch_warnings():  # TorchScript is deprecated, not yet gone
-            warnings.simplefilter("ignore", DeprecationWarning)
-            module = torch.jit.load(result.path, map_location="cpu")
-    else:
-        module = torch.load(result.path, map_location="cpu", weights_only=False)
+    name = Path(result.path).name
+    try:
+        if result.sniffed.kind == "torchscript":
+            with warnings.catch_warnings():  # TorchScript is deprecated, not yet gone
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = torch.jit.load(result.path, map_location="cpu")
+        else:
+            module = torch.load(result.path, map_location="cpu", weights_only=False)
+    except (ImportError, AttributeError) as exc:
+        log.info("trusted load of %s: %s: %s", name, type(exc).__name__, exc)
+        example = next((g for g in result.unsafe_globals if "torch" not in g), "")
+        hint = f" (such as {example})" if example else ""
+        raise ModelLoadError(f"{name} is a whole pickled model whose code{hint} is not "
+                             "available here; save its weights with "
+                             "torch.save(model.state_dict(), path) and open that.") from None
+    except Exception as exc:  # running the file's code can fail in any way
+        log.info("trusted load of %s: %s: %s", name, type(exc).__name__, exc)
+        raise ModelLoadError(f"{name} could not be loaded even when trusted: running it "
+                             "failed; save its weights with "
+                             "torch.save(model.state_dict(), path) and open that.") from None
     if not hasattr(module, "state_dict"):
-        raise ModelLoadError(f"{Path(result.path).name} holds a {type(module).__name__}, "
-                             "not a model.")
-    return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+        raise ModelLoadError(f"{name} holds a Python {type(module).__name__} rather than "
+                             "a model; save the model or its state_dict instead.")
+    state = {}
+    for key, value in module.state_dict().items():
+        value = value.detach().cpu()
+        if value.is_floating_point() and value.dtype != torch.float64:
+            value = value.to(torch.float32)  # bfloat16 has no numpy type
+        state[key] = value.numpy()
+    return state
 
 
 def as_torch_state(state: dict) -> dict:

@@ -3,6 +3,7 @@ can show the user exactly what the model sees."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,10 +12,18 @@ from PIL import Image, UnidentifiedImageError
 
 from core.datasets import DIGITS_MAX, DIGITS_SIDE, digits_to_model
 from core.errors import InputError
+from core.files.guard import check_path, open_regular
+
+log = logging.getLogger(__name__)
 
 #: Far below Pillow's own decompression-bomb limit (~89 Mpx): a digit needs no more.
 MAX_PIXELS = 16_000_000
+#: A phone photo (4032x3024, 8000x6000 cropped) passes; a 1x30000 strip does not.
+MAX_SIDE = 8192
+MAX_ASPECT = 20
 MAX_FILE_BYTES = 64 * 1024 * 1024
+#: Larger crops are shrunk to this long side before being centred on a square canvas.
+FIT_WORKING_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -41,26 +50,48 @@ class ConvertedImage:
 
 
 def _open(path: Path) -> tuple[Image.Image, str]:
-    """The decoded image (fully in memory, file closed) and its format name."""
-    if not path.is_file():
-        raise InputError(f"{path} is not a file.")
-    if path.stat().st_size > MAX_FILE_BYTES:
+    """The decoded image (fully in memory, file closed) and its format name.
+
+    Its size is read from the header and checked before a single pixel is decoded."""
+    info = check_path(path, what="image file", error=InputError)
+    if info.st_size > MAX_FILE_BYTES:
         raise InputError(f"{path.name} is larger than {MAX_FILE_BYTES >> 20} MB; "
                          "an image of a digit should be far smaller.")
     try:
-        with Image.open(path) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise InputError(f"{path.name} is {img.width}x{img.height} pixels, too "
-                                 f"large to be a digit (limit {MAX_PIXELS:,} pixels).")
+        with open_regular(path, what="image file", error=InputError) as handle, \
+                Image.open(handle) as img:
+            _check_size(path.name, img.width, img.height)
             img.load()
             return img.copy(), img.format or "image"
     except InputError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{path.name} is not an image Mechscope can read "
-                         f"(PNG, JPEG, BMP, GIF, TIFF). {exc}") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InputError(f"{path.name} is damaged or truncated and cannot be read: {exc}") from exc
+        log.info("open %s: %s: %s", path.name, type(exc).__name__, exc)
+        raise InputError(f"{path.name} is not an image Mechscope can read; save it as "
+                         "PNG, JPEG, BMP, GIF or TIFF.") from None
+    except MemoryError:
+        raise InputError(f"{path.name} needs more memory to decode than is free; save a "
+                         "smaller picture of the digit.") from None
+    except Exception as exc:  # decoders raise many types for damaged data
+        log.info("decode %s: %s: %s", path.name, type(exc).__name__, exc)
+        raise InputError(f"{path.name} is damaged or cut short and cannot be decoded; "
+                         "re-save or re-download it.") from None
+
+
+def _check_size(name: str, width: int, height: int) -> None:
+    """Refuse from the header's size alone: decoding, or padding to a square, a huge or
+    needle-thin picture would take gigabytes for what becomes 8x8 pixels."""
+    if width < 1 or height < 1:
+        raise InputError(f"{name} says it is {width}x{height} pixels, so it is damaged; "
+                         "re-save it.")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise InputError(f"{name} is {width}x{height} pixels, more than {MAX_ASPECT} times "
+                         "longer than wide, so it is not a picture of one digit; crop it "
+                         "around the digit.")
+    if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+        raise InputError(f"{name} is {width}x{height} pixels, too large to be a picture "
+                         f"of a digit (at most {MAX_SIDE} pixels a side and "
+                         f"{MAX_PIXELS:,} pixels); crop or shrink it.")
 
 
 def _grayscale(img: Image.Image, fmt: str) -> tuple[np.ndarray, list[str]]:
@@ -78,24 +109,69 @@ def _grayscale(img: Image.Image, fmt: str) -> tuple[np.ndarray, list[str]]:
 def _to_digit(gray: np.ndarray, steps: list[str]) -> np.ndarray:
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if np.median(border) > 0.5:
-        gray = 1.0 - gray
+        gray, border = 1.0 - gray, 1.0 - border
         steps.append("inverted (dark ink on light paper → light ink on dark, as in the dataset)")
-    ink = gray > 0.2 * gray.max() if gray.max() > 0 else np.zeros_like(gray, bool)
-    if gray.max() - gray.min() < 0.05 or not ink.any():
+    # The border is mostly paper: its level is taken off, and its noise decides how
+    # faint a pixel may be and still count as ink (clean pictures keep faint edges).
+    paper = float(np.median(border))
+    contrast = float(gray.max()) - paper
+    if contrast < 0.05:
         raise InputError("The image is blank: no digit could be found in it.")
+    if paper > 0.02:
+        steps.append("took off the paper's tone")
+    gray = np.clip((gray - paper) / contrast, 0.0, 1.0)
+    noise = float(np.median(np.abs(border - paper))) / contrast
+    ink = gray > min(0.2, 0.05 + 6 * noise)
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    crop = gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    # The dataset's digits fill about 6 of 8 pixels on their long side: pad to match.
-    side = int(max(crop.shape) * DIGITS_SIDE / 6)
-    canvas = np.zeros((side, side), np.float32)
-    top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
-    canvas[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
-    steps.append(f"cropped to the ink ({crop.shape[1]}x{crop.shape[0]}) and centred")
-    small = Image.fromarray(canvas).resize((DIGITS_SIDE, DIGITS_SIDE), Image.BOX)
-    digit = np.asarray(small, dtype=np.float32)
+    side = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    r0, r1 = _span(rows[0], rows[-1] + 1, side, gray.shape[0])
+    c0, c1 = _span(cols[0], cols[-1] + 1, side, gray.shape[1])
+    crop = np.ascontiguousarray(gray[r0:r1, c0:c1])
+    steps.append(f"cropped to the ink ({cols[-1] - cols[0] + 1}x{rows[-1] - rows[0] + 1})"
+                 " and centred")
+    digit = _fit(crop)
     digit = np.clip(digit / max(float(digit.max()), 1e-6), 0, 1)
-    steps.append("averaged down to 8x8 and scaled to the dataset's 0..16 range")
+    steps.append("averaged down to 8x8, the ink filling all 8 pixels on its long side, "
+                 "and scaled to the dataset's 0..16 range")
     return digit
+
+
+def _span(first: int, end: int, side: int, total: int) -> tuple[int, int]:
+    """The part of one axis to keep: the ink's extent on the long axis. On the short
+    axis, a square window centred on the ink and kept inside the picture, so a picture
+    framed tightly like the dataset's own (a held-out digit saved as PNG) keeps its
+    framing exactly; if the picture is too narrow for the window, just the ink, to be
+    centred on the canvas."""
+    if end - first == side or total < side:
+        return first, end
+    start = first - _centred(side, end - first)
+    start = min(max(start, 0), total - side)
+    return start, start + side
+
+
+def _centred(long_side: int, short: int) -> int:
+    """Where the short side starts on the canvas: centred, but snapped to whole output
+    pixels, so an upscaled 8x8 digit comes back sharp rather than smeared over a half
+    pixel. Halves round towards the far side, as the dataset's digits do."""
+    cell = long_side / DIGITS_SIDE
+    cells = np.floor((long_side - short) / 2 / cell + 0.5)
+    return int(min(round(cells * cell), long_side - short))
+
+
+def _fit(crop: np.ndarray) -> np.ndarray:
+    """``crop`` shrunk, aspect kept, so its long side fills the 8x8 square exactly and
+    its short side is centred — as every held-out digit of the dataset is drawn."""
+    long_side = max(crop.shape)
+    if long_side > FIT_WORKING_SIDE:  # shrink first: the square canvas stays small
+        scale = FIT_WORKING_SIDE / long_side
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        crop = np.asarray(Image.fromarray(crop).resize(size, Image.BOX), np.float32)
+        long_side = max(crop.shape)
+    canvas = np.zeros((long_side, long_side), np.float32)
+    top, left = (_centred(long_side, n) for n in crop.shape)
+    canvas[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    small = Image.fromarray(canvas).resize((DIGITS_SIDE, DIGITS_SIDE), Image.BOX)
+    return np.asarray(small, dtype=np.float32)
 
 
 def load_image(path: str | Path) -> ConvertedImage:
@@ -118,9 +194,13 @@ def convert_gray(gray: np.ndarray, source: str,
 
     Raises :class:`InputError` if it is blank.
     """
+    gray = np.asarray(gray, np.float32)
+    if gray.ndim != 2 or 0 in gray.shape or not np.isfinite(gray).all():
+        raise InputError(f"{Path(source).name} is not a picture Mechscope can convert: it "
+                         "needs rows and columns of brightness values.")
     steps = list(steps or [f"{gray.shape[1]}x{gray.shape[0]} drawing"])
     path = source
-    digit = _to_digit(np.asarray(gray, np.float32), steps)
+    digit = _to_digit(gray, steps)
     model_input = digits_to_model(digit[None] * DIGITS_MAX)[0]
     steps.append("upsampled 2x (bilinear) to the model's 16x16 input")
     preview = Image.fromarray((gray * 255).astype(np.uint8))

@@ -2,7 +2,8 @@
 
 A hostile or broken file can crash or hang a parser (pickle, zip, protobuf). So the
 parsing happens in a child process with a time limit, and the app only ever receives
-plain numpy arrays and strings from it. If the child dies, the user is told that the
+JSON and raw tensor bytes from it (:mod:`core.files.probe_child`), never a pickle, and
+never more than :data:`MAX_ANSWER_BYTES`. If the child dies, the user is told that the
 file crashed the parser; the app stays up. Nothing here executes code from the file:
 pickles are read with ``weights_only=True``; files that are code (a pickled module, a
 TorchScript archive) are only described, for the user to decide whether to trust them.
@@ -11,22 +12,29 @@ TorchScript archive) are only described, for the user to decide whether to trust
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import math
 import multiprocessing as mp
-import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from core.errors import ModelLoadError
+from core.errors import InputError, ModelLoadError
+from core.files.guard import check_path, open_regular
+from core.files.limits import (MAX_ANSWER_BYTES, MAX_FILE_BYTES, MAX_HEADER_BYTES,  # noqa: F401
+                               MAX_PARAMETERS, size_words)
+from core.files.probe_child import child as _child
+from core.files.probe_child import image_child as _image_child
 from core.files.sniff import Sniffed, sniff
+from core.files.torch_reader import SENT_DTYPES, pickle_globals  # noqa: F401
+
+log = logging.getLogger(__name__)
 
 TIME_LIMIT_S = 10.0
-MAX_FILE_BYTES = 2 * 1024 ** 3
-MAX_HEADER_BYTES = 100 * 1024 ** 2   # a safetensors header larger than this is hostile
-MAX_PARAMETERS = 500_000_000
+MAX_JSON_BYTES = 64 * 1024 ** 2
 
 
 @dataclass(frozen=True)
@@ -45,191 +53,128 @@ class ProbeResult:
 
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path, what="model file") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def _flatten(obj, prefix: str = "") -> dict:
-    """Tensors of a (possibly nested) checkpoint dict as numpy, keyed by dotted path."""
-    import torch
-
-    out = {}
-    if isinstance(obj, torch.Tensor):
-        out[prefix] = obj.detach().cpu().numpy()
-    elif isinstance(obj, dict):
-        for key, value in obj.items():
-            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
+class _BrokenAnswer(Exception):
+    """The child sent something that is not a well-formed answer (or nothing in time)."""
 
 
-def _unwrap(state: dict) -> dict:
-    """Training scripts often save {"model_state_dict": ..., "epoch": ...}."""
-    for key in ("state_dict", "model_state_dict", "model"):
-        inner = state.get(key) if isinstance(state, dict) else None
-        if isinstance(inner, dict):
-            return inner
-    return state
+def _frame(conn, wait: float, limit: int) -> bytes:
+    if not conn.poll(wait):
+        raise TimeoutError
+    return conn.recv_bytes(limit)
 
 
-def _read_safetensors(path: Path) -> dict:
-    with open(path, "rb") as handle:
-        header = int.from_bytes(handle.read(8), "little")
-    if header > MAX_HEADER_BYTES or header + 8 > path.stat().st_size:
-        raise ValueError(f"its header claims {header:,} bytes, more than the file "
-                         "holds or any real model needs")
-    from safetensors.numpy import load_file
-
-    return load_file(str(path))
+def _json(conn, wait: float) -> dict:
+    if _frame(conn, wait, 1) != b"J":
+        raise _BrokenAnswer("expected a JSON frame")
+    answer = json.loads(_frame(conn, wait, MAX_JSON_BYTES))
+    if not isinstance(answer, dict):
+        raise _BrokenAnswer("the answer is not an object")
+    return answer
 
 
-def pickle_globals(data: bytes) -> tuple[str, ...]:
-    """The ``module.name`` globals a pickle would import, read with pickletools — the
-    opcodes are only listed, never executed."""
-    import pickletools
-
-    found, strings = [], []
-    try:
-        for opcode, arg, _pos in pickletools.genops(data):
-            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                strings.append(str(arg))
-            elif opcode.name == "GLOBAL":
-                found.append(str(arg).replace(" ", "."))
-            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
-                found.append(f"{strings[-2]}.{strings[-1]}")
-    except Exception:  # a damaged pickle: list what was found before the damage
-        pass
-    return tuple(dict.fromkeys(found))
+def _listing(raw) -> list[tuple[str, str, tuple[int, ...]]]:
+    """The tensors the child will send, checked before any memory is set aside."""
+    listing, total = [], 0
+    for name, dtype, shape in raw:
+        if not isinstance(name, str) or dtype not in SENT_DTYPES or \
+                not all(type(d) is int and d >= 0 for d in shape):
+            raise _BrokenAnswer(f"bad listing entry {name!r}")
+        total += math.prod(shape) * np.dtype(dtype).itemsize
+        if total > MAX_ANSWER_BYTES:
+            raise _BrokenAnswer("the listing is larger than the answer limit")
+        listing.append((name, dtype, tuple(shape)))
+    return listing
 
 
-def _read_pickle(path: Path, kind: str) -> tuple[Optional[dict], tuple[str, ...]]:
-    """Weights via ``weights_only=True``; else the globals that would have to run."""
-    import pickle
-
-    import torch
-
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        if kind == "torch-zip":
-            names = tuple(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-        else:
-            names = pickle_globals(path.read_bytes()[:64 * 1024 ** 2])
-        return None, names
-    state = _flatten(_unwrap(loaded)) if isinstance(loaded, dict) else {}
-    if not state:
-        raise ValueError("it holds no tensors")
-    return state, ()
-
-
-def _external_ok(path: Path, location: str) -> bool:
-    """External tensor data must live inside the model's own folder: no absolute paths,
-    no ``..``, no symlinks pointing elsewhere."""
-    if not location or Path(location).is_absolute() or ".." in Path(location).parts:
-        return False
-    folder = path.parent.resolve()
-    target = path.parent / location
-    if target.is_symlink():
-        return False
-    try:
-        target.resolve().relative_to(folder)
-    except ValueError:
-        return False
-    return True
+def _receive_model(conn, wait: float) -> dict:
+    """The child's final status, with ``state`` (name -> array) when it sent tensors."""
+    answer = _json(conn, wait)
+    if answer.get("status") in ("trust", "onnx"):
+        final = _json(conn, wait)
+        return answer if final.get("status") == "done" else final
+    if answer.get("status") != "tensors":
+        return answer
+    state = {}
+    for name, dtype, shape in _listing(answer.get("tensors", [])):
+        tag = _frame(conn, wait, 1)
+        if tag == b"J":  # it failed part-way: this is its final status
+            return json.loads(_frame(conn, wait, MAX_JSON_BYTES))
+        array = np.empty(shape, dtype)
+        if not conn.poll(wait):
+            raise TimeoutError
+        if array.nbytes == 0:
+            conn.recv_bytes(1)
+        elif conn.recv_bytes_into(memoryview(array.reshape(-1)).cast("B")) != array.nbytes:
+            raise _BrokenAnswer(f"{name} came back short")
+        state[name] = array
+    final = _json(conn, wait)
+    final["state"] = state
+    return final
 
 
-def _check_onnx(path: Path) -> None:
-    """Load, check and compile the graph — refusing external data that escapes."""
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(path), load_external_data=False)
-    for tensor in model.graph.initializer:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            location = {e.key: e.value for e in tensor.external_data}.get("location", "")
-            if not _external_ok(path, location):
-                raise ValueError(f"it points to tensor data outside its folder "
-                                 f"({location!r}); refused")
-    onnx.checker.check_model(str(path))
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+def _receive_image(conn, wait: float) -> dict:
+    return _json(conn, wait)
 
 
-def _child(path_str: str, conn) -> None:
-    # Explicit weights_only=True already wins over this variable; removing it as well
-    # means no code path in this process can turn the safe loader off.
-    os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
-    # A forked child inherits the parent's warning filters (tests make them errors);
-    # parser warnings about a file are not failures to read it.
-    warnings.simplefilter("ignore")
-    path = Path(path_str)
-    kind = sniff(path).kind
-    try:
-        if kind == "safetensors":
-            conn.send(("ok", _read_safetensors(path), ()))
-        elif kind in ("torch-zip", "pickle"):
-            state, names = _read_pickle(path, kind)
-            conn.send(("ok", state, names))
-        elif kind == "torchscript":
-            conn.send(("ok", None, ()))
-        elif kind == "onnx":
-            _check_onnx(path)
-            conn.send(("onnx", None, ()))
-        else:
-            conn.send(("error", f"is {sniff(path).description}, not a model Mechscope "
-                                "can open", ()))
-    except Exception as exc:  # any parser error is a message about the file
-        conn.send(("error", f"could not be read: {type(exc).__name__}: {exc}", ()))
-
-
-def _image_child(path_str: str, conn) -> None:
-    warnings.simplefilter("ignore")
-    try:
-        from core.files.images import load_image
-
-        load_image(path_str)
-        conn.send(("ok", None, ()))
-    except Exception as exc:  # InputError or a decoder's own error: the message is sent
-        conn.send(("error", str(exc), ()))
-
-
-def probe_image(path: str | Path, time_limit: float = TIME_LIMIT_S) -> None:
-    """Decode an image in a child process first, so a decoder crash or hang on a hostile
-    file costs a message, not the compute process. Raises ``InputError``."""
-    from core.errors import InputError
-
-    message, exitcode = _run_child(_image_child, Path(path), time_limit)
-    name = Path(path).name
-    if message is None:
-        reason = (f"did not finish within {time_limit:.0f} s" if exitcode == -9
-                  else f"crashed the image decoder (exit code {exitcode})")
-        raise InputError(f"{name} {reason}; it was not opened.")
-    if message[0] == "error":
-        raise InputError(message[1])
-
-
-def _run_child(target, path: Path, time_limit: float):
-    """Run ``target(path, conn)`` in a child; (its message or None, its exit code)."""
+def _run_child(target, path: Path, time_limit: float, receive=_receive_model):
+    """Run ``target(path, conn)`` in a child; (its answer or None, its exit code, whether
+    it was stopped for running out of time)."""
     # fork is fast and safe here (the child touches no GUI); elsewhere spawn.
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     parent, child = ctx.Pipe(duplex=False)
     process = ctx.Process(target=target, args=(str(path), child), daemon=True)
     process.start()
     child.close()
-    message = None
+    answer, timed_out = None, False
     try:
-        if parent.poll(time_limit):
-            message = parent.recv()
-    except (EOFError, OSError):
-        message = None
+        answer = receive(parent, time_limit)
+    except TimeoutError:
+        timed_out = process.is_alive()
+    except (EOFError, OSError, ValueError, TypeError, KeyError,
+            _BrokenAnswer) as exc:  # json errors are ValueErrors
+        log.info("probe of %s: no usable answer (%s: %s)", path.name, type(exc).__name__,
+                 exc)
     finally:
         if process.is_alive():
             process.kill()
         process.join(2)
         parent.close()
-    return message, process.exitcode
+    if isinstance(answer, dict):
+        if answer.get("detail"):
+            log.info("probe of %s: %s", path.name, answer["detail"])
+        if answer.get("peak_kb"):
+            log.info("probe child for %s: peak memory %.0f MB (started at %.0f MB)",
+                     path.name, answer["peak_kb"] / 1024, answer.get("start_kb", 0) / 1024)
+    return answer, process.exitcode, timed_out
+
+
+def _no_answer(name: str, time_limit: float, exitcode, timed_out: bool, what: str) -> str:
+    if timed_out:
+        return f"{name} did not finish within {time_limit:.0f} s; it was not opened."
+    if exitcode == -9:  # not us: the operating system stops a process that takes too much
+        return (f"{name} was stopped by the operating system while being read, probably "
+                "for taking too much memory; it was not opened.")
+    return f"{name} crashed the {what} (exit code {exitcode}); it was not opened."
+
+
+def probe_image(path: str | Path, time_limit: float = TIME_LIMIT_S) -> None:
+    """Decode an image in a child process first, so a decoder crash or hang on a hostile
+    file costs a message, not the compute process. Raises ``InputError``."""
+    path = Path(path)
+    check_path(path, what="image file", error=InputError)
+    answer, exitcode, timed_out = _run_child(_image_child, path, time_limit,
+                                             _receive_image)
+    if not isinstance(answer, dict):
+        raise InputError(_no_answer(path.name, time_limit, exitcode, timed_out,
+                                    "image decoder"))
+    if answer.get("status") == "error":
+        raise InputError(str(answer.get("message")))
 
 
 def probe(path: str | Path, time_limit: float = TIME_LIMIT_S) -> ProbeResult:
@@ -241,27 +186,23 @@ def probe(path: str | Path, time_limit: float = TIME_LIMIT_S) -> ProbeResult:
         Unreadable, not a model, damaged, too large, crashed or hung the parser.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path} is not a file.")
-    size = path.stat().st_size
+    size = check_path(path, what="model file", error=ModelLoadError).st_size
     if size > MAX_FILE_BYTES:
-        raise ModelLoadError(f"{path.name} is {size / 1024 ** 3:.1f} GB; Mechscope opens "
-                             f"models up to {MAX_FILE_BYTES / 1024 ** 3:.0f} GB.")
+        raise ModelLoadError(f"{path.name} is {size_words(size)}; Mechscope opens models "
+                             f"up to {size_words(MAX_FILE_BYTES)}.")
     sniffed = sniff(path)
-    message, exitcode = _run_child(_child, path, time_limit)
-    if message is None:
-        # Killed by us (-9) means it ran out of time; anything else, it died by itself.
-        reason = (f"did not finish within {time_limit:.0f} s" if exitcode == -9
-                  else f"crashed the parser (exit code {exitcode})")
-        raise ModelLoadError(f"{path.name} {reason}; it was not opened.")
-    status, payload, names = message
+    answer, exitcode, timed_out = _run_child(_child, path, time_limit)
+    if not isinstance(answer, dict):
+        raise ModelLoadError(_no_answer(path.name, time_limit, exitcode, timed_out,
+                                        "parser"))
+    status = answer.get("status")
     if status == "error":
-        raise ModelLoadError(f"{path.name} {payload}.")
+        raise ModelLoadError(f"{path.name} {answer.get('reason')}.")
     if status == "onnx":  # checked and compiled in the child: safe to open here
         return ProbeResult(str(path), size, sha256_of(path), sniffed)
-    if payload is not None and sum(a.size for a in payload.values()) > MAX_PARAMETERS:
-        raise ModelLoadError(f"{path.name} holds more than {MAX_PARAMETERS:,} numbers.")
-    needs_trust = payload is None
-    return ProbeResult(str(path), size, sha256_of(path), sniffed,
-                       {k: np.asarray(v) for k, v in payload.items()} if payload else None,
-                       needs_trust, tuple(names))
+    if status == "trust":
+        names = tuple(str(n) for n in answer.get("names", []))
+        return ProbeResult(str(path), size, sha256_of(path), sniffed, None, True, names)
+    if status != "done" or "state" not in answer:
+        raise ModelLoadError(_no_answer(path.name, time_limit, exitcode, False, "parser"))
+    return ProbeResult(str(path), size, sha256_of(path), sniffed, answer["state"])

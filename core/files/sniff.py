@@ -8,9 +8,13 @@ recognises.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.errors import MechscopeError
+from core.files.guard import kind_of, open_regular
 
 HEAD_BYTES = 512
 IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG image", b"\xff\xd8\xff": "JPEG image",
@@ -26,11 +30,11 @@ class Sniffed:
     description: str
 
 
-def _zip_kind(path: Path) -> Sniffed:
+def _zip_kind(handle) -> Sniffed:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(handle) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return Sniffed("broken-zip", "a damaged ZIP archive")
     if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
         return Sniffed("torchscript", "a TorchScript archive (code, not just weights)")
@@ -42,17 +46,30 @@ def _zip_kind(path: Path) -> Sniffed:
 
 
 def sniff(path: str | Path) -> Sniffed:
-    """Identify ``path`` by content. Never raises for an unreadable file: says so."""
+    """Identify ``path`` by content. Never raises for an unreadable file: says so.
+
+    A folder, pipe, socket or device is named from ``os.stat`` and never opened
+    (``kind`` "folder", "pipe", "socket", "device"; "missing" if there is nothing)."""
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
+        kind, words = kind_of(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return Sniffed("missing", "a file that does not exist")
+    except OSError as exc:
+        return Sniffed("unreadable", f"a file that cannot be read ({exc.strerror})")
+    if kind != "file":
+        return Sniffed(kind, f"{words}, not a file")
+    try:
+        with open_regular(path) as handle:
             head = handle.read(HEAD_BYTES)
+            if head.startswith(b"PK\x03\x04"):
+                return _zip_kind(handle)
+    except MechscopeError as exc:  # swapped for a pipe between the two looks
+        return Sniffed("unreadable", str(exc))
     except OSError as exc:
         return Sniffed("unreadable", f"a file that cannot be read ({exc.strerror})")
     if not head:
         return Sniffed("empty", "an empty file")
-    if head.startswith(b"PK\x03\x04"):
-        return _zip_kind(path)
     if head.startswith(b"\x93NUMPY"):
         return Sniffed("npy", "a NumPy .npy array")
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
@@ -72,7 +89,7 @@ def sniff(path: str | Path) -> Sniffed:
         return Sniffed("html", "a web page (probably saved from a download link)")
     if any(text.startswith(w) or f"\n{w}" in text for w in ("import ", "from ", "def ",
                                                             "class ", "#!")):
-        return Sniffed("python", "Python source code, not a model")
+        return Sniffed("python", "Python source code")
     if head[:1] == b"\x08" and b"\x12" in head[:16]:
         return Sniffed("onnx", "an ONNX model")
     if all(32 <= b < 127 or b in (9, 10, 13) for b in head):

@@ -81,5 +81,5 @@ def test_decompression_bomb_header_is_refused(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(InputError, match="not a file"):
+    with pytest.raises(InputError, match="nope.png does not exist"):
         load_image(tmp_path / "nope.png")

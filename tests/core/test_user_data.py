@@ -68,7 +68,7 @@ def _bomb(path) -> None:
 BAD = [
     ("bomb.npz", _bomb, "would unpack to"),
     ("objects.npz", lambda p: np.savez(p, x=np.array([{"a": 1}], dtype=object), y=[0]),
-     "could not be read safely"),
+     "holds Python objects"),
     ("wrong_shape.npz", lambda p: np.savez(p, x=np.zeros((5, 3, 3)), y=np.zeros(5)),
      "expects \\(1, 16, 16\\)"),
     ("count.npz", lambda p: np.savez(p, x=np.zeros((5, 256)), y=np.zeros(4)),

@@ -88,6 +88,8 @@ def build(out: Path) -> list[tuple[str, str]]:
         (out / name).write_bytes(data)
         manifest.append((name, expect))
 
+    add.manifest = manifest  # for entries that are not written as bytes
+
     state = _digits_state()
     good = io.BytesIO()
     torch.save(state, good)
@@ -111,7 +113,7 @@ def build(out: Path) -> list[tuple[str, str]]:
                        ("good_legacy.pth", legacy.getvalue()), ("good.safetensors", good_st)):
         for frac in (0.5, 0.9):
             cut = data[: int(len(data) * frac)]
-            add(f"truncated_{int(frac * 100)}_{name}", cut, "could not be read|damaged")
+            add(f"truncated_{int(frac * 100)}_{name}", cut, "could not be read|damaged|cut short")
     add("empty.pt", b"", "an empty file")
     # Canary pickles: legacy pickle and zip form; none may run.
     for key, obj in _payloads(marker).items():
@@ -164,13 +166,15 @@ def build(out: Path) -> list[tuple[str, str]]:
     add("broken_zip.pt", b"PK\x03\x04" + rng.bytes(300), "damaged ZIP")
     # safetensors that lie about their header.
     add("huge_header.safetensors", struct.pack("<Q", 1 << 40) + b"{" + b" " * 100,
-        "header claims")
+        "header that claims")
     add("header_past_end.safetensors", _safetensors_bytes(b"{" + b" " * 50)[:-10],
-        "header claims")
-    add("bad_json.safetensors", _safetensors_bytes(b"{not json at all!!}"), "could not be read")
+        "header that claims")
+    add("bad_json.safetensors", _safetensors_bytes(b"{not json at all!!}"),
+        "damaged \\(its header is not valid JSON\\)")
     add("bad_offsets.safetensors", _safetensors_bytes(
         b'{"w":{"dtype":"F32","shape":[1000,1000],"data_offsets":[0,4000000]}}', b"\0" * 16),
-        "could not be read")
+        "is cut short")
+    _tricks(out, add, state, good.getvalue())
     # Real weights that fit no architecture, or almost fit one.
     other = io.BytesIO()
     torch.save(torch.nn.Linear(3, 3).state_dict(), other)
@@ -192,6 +196,38 @@ def build(out: Path) -> list[tuple[str, str]]:
     return manifest
 
 
+def _tricks(out: Path, add, state: OrderedDict, good: bytes) -> None:
+    """Issue #10: memory before the size check, checksums, half precision, pipes."""
+    from tests.hostile import tricks
+
+    add("expanded.pt", tricks.expanded(state), "an expanded tensor")
+    add("shared_storage.pt", tricks.shared_storage(), "repeat shared storage")
+    add("deflate_bomb.pt", tricks.deflate_bomb(), "would unpack to 3.0 GB")
+    add("bad_crc.pt", tricks.bad_crc(good),
+        "is damaged \\(a checksum does not match\\); re-save or re-download it")
+    for dtype, label in ((torch.bfloat16, "bf16"), (torch.float16, "fp16")):
+        add(f"{label}.pt", tricks.half_precision(state, dtype, "pt"), OK)
+        add(f"{label}.safetensors", tricks.half_precision(state, dtype, "safetensors"), OK)
+    add("empty_header.safetensors", _safetensors_bytes(b"{}"), "holds no tensors")
+    add("metadata_only.safetensors", _safetensors_bytes(b'{"__metadata__":{"a":"b"}}'),
+        "holds no tensors")
+    add("huge_count.safetensors", _safetensors_bytes(
+        b'{"w":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,4000000000000]}}'),
+        "more than 500,000,000 numbers")
+    add("float8.safetensors", _safetensors_bytes(
+        b'{"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}', b"\0\0"),
+        "cannot read; save it as float32")
+    add("overlapping.safetensors", _safetensors_bytes(
+        b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},'
+        b'"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}', b"\0" * 12),
+        "claim the same bytes")
+    # Not files at all: opening the pipe would wait for a writer forever.
+    os.mkfifo(out / "model.pt")
+    add.manifest.append(("model.pt", "model.pt is a named pipe, not a file"))
+    (out / "weights.pt").mkdir()
+    add.manifest.append(("weights.pt", "weights.pt is a folder, not a file"))
+
+
 def _tiny_onnx(initializer_on_disk: bool = False):
     """A 1-input, 1-output ONNX graph: y = x @ W (W 4x2)."""
     import onnx
@@ -211,12 +247,13 @@ def _onnx_files(out: Path, add) -> None:
 
     broken = _tiny_onnx()
     broken.graph.node.append(helper.make_node("Relu", ["nowhere"], ["z"], name="/bad/Relu"))
-    add("broken_graph.onnx", broken.SerializeToString(), "could not be read")
-    add("truncated.onnx", _tiny_onnx().SerializeToString()[:40], "could not be read|format")
+    add("broken_graph.onnx", broken.SerializeToString(), "fails ONNX's own checks")
+    add("truncated.onnx", _tiny_onnx().SerializeToString()[:40], "damaged or cut short|format")
     (out / "secret.bin").write_bytes(b"\0" * 32)
+    os.mkfifo(out / "pipe.bin")  # inside the folder, but reading it would hang
     for name, location in (("escape_dotdot.onnx", "../secret.bin"),
                            ("escape_absolute.onnx", str(out / "secret.bin")),
-                           ("escape_symlink.onnx", "link.bin")):
+                           ("escape_symlink.onnx", "link.bin"), ("pipe_data.onnx", "pipe.bin")):
         model = _tiny_onnx()
         tensor = model.graph.initializer[0]
         tensor.ClearField("raw_data")
@@ -224,7 +261,8 @@ def _onnx_files(out: Path, add) -> None:
         for key, value in (("location", location), ("offset", "0"), ("length", "32")):
             entry = tensor.external_data.add()
             entry.key, entry.value = key, value
-        add(name, model.SerializeToString(), "outside its folder")
+        add(name, model.SerializeToString(),
+            "not a regular file" if name == "pipe_data.onnx" else "outside its folder")
     link = out / "link.bin"
     if not link.exists():
         link.symlink_to(out.parent / "elsewhere.bin")
@@ -232,6 +270,9 @@ def _onnx_files(out: Path, add) -> None:
 
 
 if __name__ == "__main__":
+    from tests.hostile.data_corpus import build_data, build_images
+
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "hostile_corpus")
-    for name, expect in build(target):
-        print(f"{name}\t{expect}")
+    for part, builder in (("models", build), ("data", build_data), ("images", build_images)):
+        for name, expect in builder(target / part):
+            print(f"{part}/{name}\t{expect}")
