@@ -75,12 +75,12 @@ class AccuracyPanel(QWidget):
         if result.metric == "cosine":
             if not result.ablations:
                 return "Embedding similarity 1.000 (intact model)"
-            return (f"Embedding similarity 1.000 → {result.accuracy:.3f} "
+            return (f"Embedding similarity 1.000 → {result.score:.3f} "
                     f"(cosine to the intact model's, mean over sentences)")
         if not result.ablations:
-            return f"Accuracy {100 * result.accuracy:.1f}% (baseline, nothing switched off)"
-        return (f"Accuracy {100 * result.baseline_accuracy:.1f}% → "
-                f"{100 * result.accuracy:.1f}% ({100 * result.delta:+.1f} points)")
+            return f"Accuracy {100 * result.score:.1f}% (baseline, nothing switched off)"
+        return (f"Accuracy {100 * result.baseline_score:.1f}% → "
+                f"{100 * result.score:.1f}% ({100 * result.delta:+.1f} points)")
 
     def show_cancelled(self) -> None:
         self.set_stale(False)
@@ -92,7 +92,7 @@ class AccuracyPanel(QWidget):
             self.detail.setText("Evaluating…")
 
     def current(self) -> Optional[float]:
-        return None if self.result is None else self.result.accuracy
+        return None if self.result is None else self.result.score
 
     def baseline(self) -> Optional[float]:
-        return None if self.result is None else self.result.baseline_accuracy
+        return None if self.result is None else self.result.baseline_score

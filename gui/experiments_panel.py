@@ -53,7 +53,7 @@ class ExperimentsPanel(QWidget):
             return
         self._last = key
         what = "; ".join(a.label() for a in result.ablations) or "nothing (intact model)"
-        row = (str(len(self.rows) + 1), model, what, _score(result, result.accuracy),
+        row = (str(len(self.rows) + 1), model, what, _score(result, result.score),
                f"{100 * result.delta:+.1f}" if result.metric == "accuracy"
                else f"{result.delta:+.3f}", f"{result.loss:.3f}")
         self.rows.append(row)

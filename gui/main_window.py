@@ -218,7 +218,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_importance_ready(self, sweeps) -> None:
         if sweeps:
-            self.attention_view.set_importance(sweeps[0].baseline_accuracy, sweeps)
+            self.attention_view.set_importance(sweeps[0].baseline_score, sweeps)
 
     @Slot(int)
     def _on_model_chosen(self, index: int) -> None:

@@ -109,7 +109,7 @@ class Script(QObject):
             result = window.accuracy_panel.result
             ok = result is not None and (bool(result.ablations) or bool(self.options.file))
             ok = ok and not self.file_message
-            log.info("smoke test: score %s", None if result is None else result.accuracy)
+            log.info("smoke test: score %s", None if result is None else result.score)
             self.exit_code = 0 if ok else 1
         window.close()
 

@@ -16,6 +16,7 @@ from core.ablation import Ablation
 from core.analysis.cache import ActivationCache
 from core.datasets import Dataset
 from core.jobs import CancelToken, report
+from core.kinds import ModelKind
 from core.model import ModelAdapter
 
 # Large enough that the shipped eval split is one batch (a toggle re-run costs
@@ -35,12 +36,14 @@ class EvalResult:
     ablations : tuple of Ablation
     n : int
         Number of scored answers (examples, or positions for next-token tasks).
-    accuracy, loss : float
-        With the ablations (fraction correct; mean cross-entropy in nats).
+    score, loss : float
+        With the ablations: the ``metric`` — the fraction correct ("accuracy"), or for
+        an embedding model the mean cosine similarity to the intact output ("cosine")
+        — and the mean cross-entropy in nats (1 − cosine for embeddings).
     per_group : (G,) float64 ndarray
         Accuracy per group (per class for classifiers) with the ablations; NaN for a
         group with no examples.
-    baseline_accuracy, baseline_loss : float
+    baseline_score, baseline_loss : float
     baseline_per_group : (G,) float64 ndarray
     group_names : tuple of str
     group_label : str
@@ -53,10 +56,10 @@ class EvalResult:
 
     ablations: tuple[Ablation, ...]
     n: int
-    accuracy: float
+    score: float
     loss: float
     per_group: np.ndarray
-    baseline_accuracy: float
+    baseline_score: float
     baseline_loss: float
     baseline_per_group: np.ndarray
     group_names: tuple[str, ...]
@@ -68,22 +71,23 @@ class EvalResult:
 
     @property
     def delta(self) -> float:
-        return self.accuracy - self.baseline_accuracy
+        return self.score - self.baseline_score
 
 
 @dataclass(frozen=True)
 class Sweep:
     """Each unit of one site ablated alone.
 
-    ``accuracy``/``loss``: (U,) float64, in the order of ``units``.
+    ``score``/``loss``: (U,) float64, in the order of ``units``; ``score`` is the
+    evaluation's ``metric`` (accuracy, or cosine similarity for embedding models).
     """
 
     site: str
     units: tuple[int, ...]
     mode: str
-    accuracy: np.ndarray
+    score: np.ndarray
     loss: np.ndarray
-    baseline_accuracy: float
+    baseline_score: float
 
 
 def _cosine_scores(out: np.ndarray, base: np.ndarray) -> tuple[float, float, np.ndarray]:
@@ -165,7 +169,7 @@ class Evaluator:
         ds = self.dataset
         base = self._score(self.baseline_logits(token), token)
         n = int((ds.labels >= 0).sum())
-        metric = "cosine" if ds.kind == "embedding" else "accuracy"
+        metric = ds.kind.metric
         if not ablations:
             return EvalResult((), n, *base, *base, ds.group_names, ds.group_label,
                               metric=metric)
@@ -174,7 +178,7 @@ class Evaluator:
                           ds.group_label, unchanged, resumed, metric)
 
     def _score(self, out: np.ndarray, token: Optional[CancelToken] = None):
-        if self.dataset.kind == "embedding":
+        if self.dataset.kind is ModelKind.EMBEDDING:
             return _cosine_scores(out, self.baseline_logits(token))
         return _scores(out, self.dataset)
 

@@ -206,8 +206,8 @@ class AttentionView(QWidget):
         """Chart the accuracy drop of each head (``sweeps``: core.analysis.evaluate.Sweep per layer)."""
         drops, labels = [], []
         for layer, sweep in enumerate(sweeps):
-            self.importance[sweep.site] = sweep.accuracy
-            for unit, acc in zip(sweep.units, sweep.accuracy):
+            self.importance[sweep.site] = sweep.score
+            for unit, acc in zip(sweep.units, sweep.score):
                 drops.append(100 * (baseline - acc))
                 labels.append(f"L{layer}H{unit}")
         x = np.arange(len(drops))

@@ -41,7 +41,7 @@ def test_resumed_evaluation_equals_full_forward(session, adapter, dataset):
     assert result.resumed_from == "conv2"
     means = session._evaluator.means(["fc1"])
     full = adapter.run(np.array(dataset.inputs), ablations=abls, means=means).outputs
-    assert result.accuracy == pytest.approx(float((full.argmax(1) == dataset.labels).mean()))
+    assert result.score == pytest.approx(float((full.argmax(1) == dataset.labels).mean()))
 
 
 def test_unit_that_never_fires_is_reported(session):

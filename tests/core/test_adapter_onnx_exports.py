@@ -92,10 +92,10 @@ def test_view_flatten_export_fixed_or_free_batch(tmp_path, digits, dynamic):
     _check_runs(adapter, model, x, torch.from_numpy(x))
     evaluator = Evaluator(adapter, digits, ActivationCache(1 << 26))
     result = evaluator.evaluate([Ablation("conv", (1,), "mean")])
-    assert 0 <= result.accuracy <= 1 and np.isfinite(result.loss)
+    assert 0 <= result.score <= 1 and np.isfinite(result.loss)
     sweep = evaluator.sweep("conv", range(4))
-    manual = [evaluator.evaluate([Ablation("conv", (u,))]).accuracy for u in range(4)]
-    np.testing.assert_array_equal(sweep.accuracy, manual)
+    manual = [evaluator.evaluate([Ablation("conv", (u,))]).score for u in range(4)]
+    np.testing.assert_array_equal(sweep.score, manual)
 
 
 def test_float16_export(tmp_path, digits):
@@ -109,7 +109,7 @@ def test_float16_export(tmp_path, digits):
     assert not zeroed.activations["conv"][:, 2].any() and zeroed.activations["conv"][:, 1].any()
     assert not np.array_equal(zeroed.outputs, run.outputs)
     result = Evaluator(adapter, digits, ActivationCache(1 << 26)).evaluate()
-    assert 0 <= result.accuracy <= 1 and np.isfinite(result.loss)
+    assert 0 <= result.score <= 1 and np.isfinite(result.loss)
 
 
 def test_int64_input(tmp_path, digits):
@@ -173,8 +173,8 @@ def test_classifiers_with_any_number_of_classes(tmp_path, digits, classes):
     assert logits.shape == (len(digits), classes)
     answerable = digits.labels < classes
     right = (logits.argmax(1) == digits.labels) & answerable
-    assert result.accuracy == pytest.approx(right.mean())
-    assert result.accuracy <= answerable.mean()
+    assert result.score == pytest.approx(right.mean())
+    assert result.score <= answerable.mean()
     assert np.isfinite(result.loss) and result.loss > 0
     assert result.per_group.shape == (10,)
     assert np.all(result.per_group[classes:] == 0)

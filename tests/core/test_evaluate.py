@@ -11,7 +11,7 @@ from core.jobs import CancelToken
 def test_shipped_cnn_reaches_95_percent(session):
     result = session.evaluate()
     assert result.n == 359  # the held-out 20 %, never seen in training
-    assert result.accuracy >= 0.95
+    assert result.score >= 0.95
     assert result.per_group.shape == (10,)
     assert result.loss < 0.2
 
@@ -19,8 +19,8 @@ def test_shipped_cnn_reaches_95_percent(session):
 def test_ablating_many_channels_hurts(session):
     # Without any first-layer channel the rest of the net sees only biases: near chance.
     result = session.evaluate([Ablation("conv1", tuple(range(16)))])
-    assert result.accuracy < 0.3
-    assert result.delta == pytest.approx(result.accuracy - result.baseline_accuracy)
+    assert result.score < 0.3
+    assert result.delta == pytest.approx(result.score - result.baseline_score)
 
 
 def test_cancelled_evaluation_raises(session):
@@ -73,7 +73,7 @@ def test_sweep_equals_one_evaluation_per_unit(evaluators, model, site, units, mo
     evaluator = evaluators[model]
     sweep = evaluator.sweep(site, units, mode)
     singles = [evaluator.evaluate((Ablation(site, (u,), mode),)) for u in units]
-    np.testing.assert_allclose(sweep.accuracy, [r.accuracy for r in singles], atol=1e-12)
+    np.testing.assert_allclose(sweep.score, [r.score for r in singles], atol=1e-12)
     np.testing.assert_allclose(sweep.loss, [r.loss for r in singles], rtol=1e-5)
 
 

@@ -31,7 +31,7 @@ def test_skip_passes_the_input_through(adapter, dataset, session):
     skipped = adapter.run(x, capture=("relu2",), ablations=(Ablation("relu2", mode="skip"),))
     conv2 = adapter.run(x, capture=("conv2",)).activations["conv2"]
     np.testing.assert_array_equal(skipped.activations["relu2"], conv2)
-    assert session.evaluate([Ablation("relu2", mode="skip")]).accuracy < 1.0
+    assert session.evaluate([Ablation("relu2", mode="skip")]).score < 1.0
 
 
 def test_skip_refuses_a_shape_change(session):
@@ -41,7 +41,7 @@ def test_skip_refuses_a_shape_change(session):
 
 def test_whole_layer_off_is_all_units(session):
     result = session.evaluate([Ablation("fc1", tuple(range(64)))])
-    assert result.accuracy < 0.3
+    assert result.score < 0.3
 
 
 def test_layer_change_replaces_the_previous_one():

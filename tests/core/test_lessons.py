@@ -57,14 +57,14 @@ def test_trained_mlp_opens_in_the_workbench():
     session.lesson_step(60)
     info = session.open_lesson_model()
     assert [layer.name for layer in info.layers] == ["flatten", "fc1", "relu1", "fc2"]
-    base = session.evaluate().accuracy
+    base = session.evaluate().score
     assert base > 0.9
     from core.ablation import Ablation
 
-    assert session.evaluate([Ablation("fc1", tuple(range(16)))]).accuracy < base
+    assert session.evaluate([Ablation("fc1", tuple(range(16)))]).score < base
     # Training on does not change the model already opened in the workbench.
     session.lesson_step(5)
-    assert session.evaluate().accuracy == base
+    assert session.evaluate().score == base
 
 
 def test_every_lesson_has_its_text():

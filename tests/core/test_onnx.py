@@ -51,11 +51,11 @@ def test_same_ablated_accuracies(onnx_path):
     info = onnx_session.open_checkpoint(str(onnx_path))
     assert "ONNX" in info.title
     for abls in ABLATIONS:
-        assert onnx_session.evaluate(abls).accuracy == pytest.approx(
-            torch_session.evaluate(abls).accuracy), abls
+        assert onnx_session.evaluate(abls).score == pytest.approx(
+            torch_session.evaluate(abls).score), abls
     sweep = onnx_session._evaluator.sweep("conv2", range(4))
-    expected = [torch_session.evaluate([Ablation("conv2", (u,))]).accuracy for u in range(4)]
-    np.testing.assert_allclose(sweep.accuracy, expected)
+    expected = [torch_session.evaluate([Ablation("conv2", (u,))]).score for u in range(4)]
+    np.testing.assert_allclose(sweep.score, expected)
 
 
 def test_a_model_of_another_input_size_asks_once_then_runs(tmp_path):
@@ -71,7 +71,7 @@ def test_a_model_of_another_input_size_asks_once_then_runs(tmp_path):
     assert caught.value.guess.shape == (1, 28, 28) and caught.value.sha256
     assert session.info.name == "digits_cnn"  # nothing changed while asking
     info = session.open_checkpoint(str(path), spec=spec)
-    assert "28×28" in info.title and session.evaluate().accuracy > 0.9
+    assert "28×28" in info.title and session.evaluate().score > 0.9
     image = session.sample(0)
     assert session.capture(np.array(session.dataset.inputs[0]), ["1"]).activations["1"].shape \
         == (8, 24, 24)

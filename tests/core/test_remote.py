@@ -20,7 +20,7 @@ def remote():
 
 def test_same_answers_as_the_local_session(remote, session):
     abl = (Ablation("conv2", (3, 7)),)
-    assert remote.evaluate(abl).accuracy == session.evaluate(abl).accuracy
+    assert remote.evaluate(abl).score == session.evaluate(abl).score
     x = session.sample(4).model_input
     here = session.capture(x, ["conv1"], abl)
     there = remote.capture(x, ["conv1"], abl)
@@ -45,7 +45,7 @@ def test_cancel_then_the_next_call_still_works(remote):
     with pytest.raises(Cancelled):
         remote.evaluate((Ablation("fc1", (1, 2, 3), "mean"),), token=token)
     assert seen
-    assert remote.evaluate().accuracy > 0.95
+    assert remote.evaluate().score > 0.95
 
 
 def test_progress_is_forwarded(remote):

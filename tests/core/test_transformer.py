@@ -26,7 +26,7 @@ def tsession() -> Session:
 
 def test_reaches_90_percent_on_the_repeat(tsession):
     result = tsession.evaluate()
-    assert result.accuracy >= 0.90
+    assert result.score >= 0.90
     assert result.n > 3000  # scored positions in the repeated halves
     assert len(result.per_group) == 11
 
@@ -36,9 +36,9 @@ def test_previous_token_head_is_the_bottleneck(tsession):
     prev = scores.previous_token[0]
     best, worst = int(np.argmax(prev)), int(np.argmin(prev))
     assert prev[best] > PREV_TOKEN_MIN
-    base = tsession.evaluate().accuracy
-    hit = tsession.evaluate([Ablation("block0.attn.heads", (best,))]).accuracy
-    miss = tsession.evaluate([Ablation("block0.attn.heads", (worst,))]).accuracy
+    base = tsession.evaluate().score
+    hit = tsession.evaluate([Ablation("block0.attn.heads", (best,))]).score
+    miss = tsession.evaluate([Ablation("block0.attn.heads", (worst,))]).score
     assert base - hit > 0.3, "ablating the previous-token head should break induction"
     assert base - miss < 0.02, "ablating a low-score head should barely matter"
 
@@ -47,7 +47,7 @@ def test_induction_heads_score_high_and_together_carry_the_task(tsession):
     scores = tsession.head_scores()
     assert scores.induction[1].max() > INDUCTION_MIN
     assert scores.induction[0].max() < 0.3  # layer 0 cannot do induction alone
-    all_l1 = tsession.evaluate([Ablation("block1.attn.heads", (0, 1, 2, 3))]).accuracy
+    all_l1 = tsession.evaluate([Ablation("block1.attn.heads", (0, 1, 2, 3))]).score
     assert all_l1 < 0.2
 
 
@@ -55,8 +55,8 @@ def test_batched_sweep_equals_one_by_one(tsession):
     for mode in ("zero", "mean"):
         sweeps = tsession.head_importance(mode)
         for sweep in sweeps:
-            for unit, acc in zip(sweep.units, sweep.accuracy):
-                single = tsession.evaluate([Ablation(sweep.site, (unit,), mode)]).accuracy
+            for unit, acc in zip(sweep.units, sweep.score):
+                single = tsession.evaluate([Ablation(sweep.site, (unit,), mode)]).score
                 assert acc == pytest.approx(single, abs=1e-9)
 
 

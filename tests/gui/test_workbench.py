@@ -28,7 +28,7 @@ def _click_tile(qtbot, grid, unit: int, modifier=Qt.KeyboardModifier.NoModifier)
 def _most_important(site: str, n: int) -> tuple[int, float]:
     session = Session()
     session.open_model("digits_cnn")
-    drops = [session.evaluate([Ablation(site, (u,))]).accuracy for u in range(n)]
+    drops = [session.evaluate([Ablation(site, (u,))]).score for u in range(n)]
     return int(np.argmin(drops)), float(min(drops))
 
 
