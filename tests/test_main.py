@@ -53,3 +53,60 @@ def test_sigterm_closes_the_window_normally(tmp_path):
     assert proc.returncode == 0, err
     assert (tmp_path / "config" / "Mechscope" / "Mechscope.ini").exists()
     assert "leaked semaphore" not in err
+
+
+def _digit_png(path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from core.datasets import load_digits
+
+    digits = load_digits("eval")
+    Image.fromarray((255 * digits.display[0]).astype(np.uint8)).resize(
+        (64, 64), Image.NEAREST).save(path)
+
+
+def test_a_file_on_the_command_line_opens_as_file_open_would(tmp_path):
+    """``python main.py FILE --screenshot`` waits for the outcome and saves the window."""
+    image = tmp_path / "digit.png"
+    _digit_png(image)
+    out = tmp_path / "image.png"
+    proc = _run(str(image), "--screenshot", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out.stat().st_size > 20_000
+
+
+def test_a_bad_file_on_the_command_line_shows_its_message(tmp_path):
+    page = tmp_path / "model.pt"
+    page.write_text("<!doctype html><html>sign in</html>")
+    out = tmp_path / "message.png"
+    proc = _run(str(page), "--screenshot", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "web page" in proc.stdout
+    assert out.stat().st_size > 20_000
+
+
+def test_quit_mid_job_exits_zero(tmp_path):
+    """SIGTERM while the compute process evaluates a large dataset of the user's."""
+    import signal
+    import time
+
+    import numpy as np
+
+    data = tmp_path / "big.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, x=rng.random((60_000, 1, 16, 16), dtype=np.float32),
+             y=rng.integers(0, 10, 60_000))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path),
+               XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
+    proc = subprocess.Popen([sys.executable, "main.py", str(data)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "data" / "Mechscope" / "mechscope.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "ready" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling a file another process writes; not a timing assertion
+    time.sleep(0.5)  # the data file is being read and evaluated now
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
