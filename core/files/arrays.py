@@ -18,6 +18,7 @@ import numpy as np
 
 from core.errors import InputError
 from core.files.guard import open_regular
+from core.files.limits import size_words
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,9 @@ MAX_ARRAY_BYTES = 512 * 1024 ** 2
 RESAVE = "re-save it with numpy.savez"
 
 
-def _mb(n_bytes: int) -> str:
-    return f"{n_bytes / 1024 ** 2:,.0f} MB"
+#: numpy dtype kinds that are not plain numbers, in words.
+KIND_WORDS = {"U": "text", "S": "text (bytes)", "c": "complex numbers",
+              "M": "dates", "m": "time spans", "V": "raw records"}
 
 
 def read_header(handle: BinaryIO, label: str) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -51,12 +53,13 @@ def read_header(handle: BinaryIO, label: str) -> tuple[tuple[int, ...], bool, np
         raise InputError(f"{label} holds Python objects, which could only be read by "
                          "running code from the file (pickle); save plain numbers instead.")
     if dtype.kind not in "biuf" or dtype.fields is not None:
-        raise InputError(f"{label} holds {dtype} values, not plain numbers; save it as "
-                         "an array of numbers.")
+        what = KIND_WORDS.get(dtype.kind, "records") if dtype.fields is None else "records"
+        raise InputError(f"{label} holds {what}, not plain numbers; save it as an array "
+                         "of numbers.")
     count = math.prod(shape)
     if count * dtype.itemsize > MAX_ARRAY_BYTES:
-        raise InputError(f"{label} claims {count:,} numbers ({_mb(count * dtype.itemsize)});"
-                         f" Mechscope reads arrays up to {_mb(MAX_ARRAY_BYTES)}.")
+        raise InputError(f"{label} claims {count:,} numbers ({size_words(count * dtype.itemsize)});"
+                         f" Mechscope reads arrays up to {size_words(MAX_ARRAY_BYTES)}.")
     return tuple(shape), fortran, dtype
 
 
@@ -83,8 +86,8 @@ def read_npz(path: Path, wanted: tuple[tuple[str, ...], ...]) -> dict[str, np.nd
             infos = {i.filename.removesuffix(".npy"): i for i in archive.infolist()}
             total = sum(info.file_size for info in infos.values())
             if total > MAX_ARRAY_BYTES:
-                raise InputError(f"{name} would unpack to {_mb(total)}; Mechscope reads "
-                                 f"arrays up to {_mb(MAX_ARRAY_BYTES)}.")
+                raise InputError(f"{name} would unpack to {size_words(total)}; Mechscope reads "
+                                 f"arrays up to {size_words(MAX_ARRAY_BYTES)}.")
             keys = [next((k for k in names if k in infos), None) for names in wanted]
             out = {}
             for key in filter(None, keys):

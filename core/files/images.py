@@ -85,9 +85,9 @@ def _check_size(name: str, width: int, height: int) -> None:
         raise InputError(f"{name} says it is {width}x{height} pixels, so it is damaged; "
                          "re-save it.")
     if max(width, height) > MAX_ASPECT * min(width, height):
-        raise InputError(f"{name} is {width}x{height} pixels, more than {MAX_ASPECT} times "
-                         "longer than wide, so it is not a picture of one digit; crop it "
-                         "around the digit.")
+        raise InputError(f"{name} is {width}x{height} pixels, one side more than "
+                         f"{MAX_ASPECT} times the other, so it is not a picture of one "
+                         "digit; crop it around the digit.")
     if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
         raise InputError(f"{name} is {width}x{height} pixels, too large to be a picture "
                          f"of a digit (at most {MAX_SIDE} pixels a side and "

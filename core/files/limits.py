@@ -17,8 +17,9 @@ MAX_ANSWER_BYTES = 4 * MAX_PARAMETERS
 #: size; beyond this many times its size (and the allowance) it is a decompression bomb.
 MAX_UNPACK_RATIO = 20
 UNPACK_ALLOWANCE = 64 * MB
-#: Weights may come out larger than the file (float16 -> float32, tied weights share
-#: one storage), but not by more than this factor, beyond the allowance.
+#: Weights may come out larger than the numbers stored for them (float16 -> float32,
+#: tied weights share one storage), but not by more than this factor, beyond the
+#: allowance.
 MAX_GROWTH = 4
 GROWTH_ALLOWANCE = 16 * MB
 
@@ -36,7 +37,7 @@ class Refusal(Exception):
 
 def size_words(n_bytes: float) -> str:
     """``1.5 GB``, ``156 KB``: a size the way a file manager shows it."""
-    for unit, scale in (("GB", GB), ("MB", MB), ("KB", 1024)):
+    for unit, scale in (("TB", 1024 * GB), ("GB", GB), ("MB", MB), ("KB", 1024)):
         if n_bytes >= scale:
-            return f"{n_bytes / scale:,.1f} {unit}"
+            return f"{n_bytes / scale:,.1f}".removesuffix(".0") + f" {unit}"
     return f"{int(n_bytes)} bytes"

@@ -24,8 +24,13 @@ import numpy as np
 
 from core.errors import InputError, ModelLoadError
 from core.files.guard import check_path, open_regular
-from core.files.limits import (MAX_ANSWER_BYTES, MAX_FILE_BYTES, MAX_HEADER_BYTES,  # noqa: F401
-                               MAX_PARAMETERS, size_words)
+from core.files.limits import (  # noqa: F401
+    MAX_ANSWER_BYTES,
+    MAX_FILE_BYTES,
+    MAX_HEADER_BYTES,
+    MAX_PARAMETERS,
+    size_words,
+)
 from core.files.probe_child import child as _child
 from core.files.probe_child import image_child as _image_child
 from core.files.sniff import Sniffed, sniff
@@ -123,21 +128,24 @@ def _receive_image(conn, wait: float) -> dict:
 
 
 def _run_child(target, path: Path, time_limit: float, receive=_receive_model):
-    """Run ``target(path, conn)`` in a child; (its answer or None, its exit code, whether
-    it was stopped for running out of time)."""
+    """Run ``target(path, conn)`` in a child: (its answer or None, its exit code, and
+    "timeout" or "refused" when the app stopped it rather than it dying by itself)."""
     # fork is fast and safe here (the child touches no GUI); elsewhere spawn.
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     parent, child = ctx.Pipe(duplex=False)
     process = ctx.Process(target=target, args=(str(path), child), daemon=True)
     process.start()
     child.close()
-    answer, timed_out = None, False
+    answer, stopped = None, ""
     try:
         answer = receive(parent, time_limit)
     except TimeoutError:
-        timed_out = process.is_alive()
-    except (EOFError, OSError, ValueError, TypeError, KeyError,
+        stopped = "timeout" if process.is_alive() else ""
+    except EOFError:  # it closed the pipe without a word: it died (join says how)
+        process.join(2)
+    except (OSError, ValueError, TypeError, KeyError, mp.BufferTooShort,
             _BrokenAnswer) as exc:  # json errors are ValueErrors
+        stopped = "refused"
         log.info("probe of %s: no usable answer (%s: %s)", path.name, type(exc).__name__,
                  exc)
     finally:
@@ -151,12 +159,15 @@ def _run_child(target, path: Path, time_limit: float, receive=_receive_model):
         if answer.get("peak_kb"):
             log.info("probe child for %s: peak memory %.0f MB (started at %.0f MB)",
                      path.name, answer["peak_kb"] / 1024, answer.get("start_kb", 0) / 1024)
-    return answer, process.exitcode, timed_out
+    return answer, process.exitcode, stopped
 
 
-def _no_answer(name: str, time_limit: float, exitcode, timed_out: bool, what: str) -> str:
-    if timed_out:
+def _no_answer(name: str, time_limit: float, exitcode, stopped: str, what: str) -> str:
+    if stopped == "timeout":
         return f"{name} did not finish within {time_limit:.0f} s; it was not opened."
+    if stopped == "refused":
+        return (f"{name} made the {what} send back an answer that is malformed or larger "
+                f"than {size_words(MAX_ANSWER_BYTES)}; it was not opened.")
     if exitcode == -9:  # not us: the operating system stops a process that takes too much
         return (f"{name} was stopped by the operating system while being read, probably "
                 "for taking too much memory; it was not opened.")
@@ -168,10 +179,9 @@ def probe_image(path: str | Path, time_limit: float = TIME_LIMIT_S) -> None:
     file costs a message, not the compute process. Raises ``InputError``."""
     path = Path(path)
     check_path(path, what="image file", error=InputError)
-    answer, exitcode, timed_out = _run_child(_image_child, path, time_limit,
-                                             _receive_image)
+    answer, exitcode, stopped = _run_child(_image_child, path, time_limit, _receive_image)
     if not isinstance(answer, dict):
-        raise InputError(_no_answer(path.name, time_limit, exitcode, timed_out,
+        raise InputError(_no_answer(path.name, time_limit, exitcode, stopped,
                                     "image decoder"))
     if answer.get("status") == "error":
         raise InputError(str(answer.get("message")))
@@ -191,10 +201,9 @@ def probe(path: str | Path, time_limit: float = TIME_LIMIT_S) -> ProbeResult:
         raise ModelLoadError(f"{path.name} is {size_words(size)}; Mechscope opens models "
                              f"up to {size_words(MAX_FILE_BYTES)}.")
     sniffed = sniff(path)
-    answer, exitcode, timed_out = _run_child(_child, path, time_limit)
+    answer, exitcode, stopped = _run_child(_child, path, time_limit)
     if not isinstance(answer, dict):
-        raise ModelLoadError(_no_answer(path.name, time_limit, exitcode, timed_out,
-                                        "parser"))
+        raise ModelLoadError(_no_answer(path.name, time_limit, exitcode, stopped, "parser"))
     status = answer.get("status")
     if status == "error":
         raise ModelLoadError(f"{path.name} {answer.get('reason')}.")
@@ -204,5 +213,5 @@ def probe(path: str | Path, time_limit: float = TIME_LIMIT_S) -> ProbeResult:
         names = tuple(str(n) for n in answer.get("names", []))
         return ProbeResult(str(path), size, sha256_of(path), sniffed, None, True, names)
     if status != "done" or "state" not in answer:
-        raise ModelLoadError(_no_answer(path.name, time_limit, exitcode, False, "parser"))
+        raise ModelLoadError(_no_answer(path.name, time_limit, exitcode, "refused", "parser"))
     return ProbeResult(str(path), size, sha256_of(path), sniffed, answer["state"])

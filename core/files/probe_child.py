@@ -52,7 +52,7 @@ def _answer(conn, path: Path, kind: str, size: int) -> None:
         if tensors is None:
             send_json(conn, {"status": "trust", "names": list(names)})
             return
-        listing = torch_reader.plan(tensors, size)
+        listing = torch_reader.plan(tensors)
         _send_tensors(conn, listing, torch_reader.iter_arrays(tensors))
     elif kind == "torchscript":
         send_json(conn, {"status": "trust", "names": []})

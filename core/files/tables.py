@@ -34,8 +34,8 @@ def _lines(handle, name: str, limit: int):
         number += 1
         if len(line) > limit:
             raise InputError(f"{name}, line {number}, is longer than {limit:,} characters, "
-                             f"more than a row of this model's inputs needs; is it the "
-                             "right file?")
+                             "more than a row of this model's inputs needs; check that "
+                             "it is the right file.")
         yield line
 
 

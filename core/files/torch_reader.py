@@ -16,9 +16,17 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from core.files.limits import (GROWTH_ALLOWANCE, MAX_ANSWER_BYTES, MAX_GROWTH,
-                               MAX_PARAMETERS, MAX_UNPACK_RATIO, UNPACK_ALLOWANCE, Refusal,
-                               size_words)
+from core.files.limits import (
+    GROWTH_ALLOWANCE,
+    MAX_ANSWER_BYTES,
+    MAX_FILE_BYTES,
+    MAX_GROWTH,
+    MAX_PARAMETERS,
+    MAX_UNPACK_RATIO,
+    UNPACK_ALLOWANCE,
+    Refusal,
+    size_words,
+)
 
 #: dtypes numpy cannot hold, or the model does not want: widened to float32.
 WIDENED = ("bfloat16", "float16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
@@ -32,11 +40,15 @@ def check_zip(path: Path, file_size: int) -> None:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
             declared = sum(info.file_size for info in infos)
-            if declared > max(UNPACK_ALLOWANCE, MAX_UNPACK_RATIO * file_size):
+            limit = min(MAX_FILE_BYTES, max(UNPACK_ALLOWANCE, MAX_UNPACK_RATIO * file_size))
+            if declared > limit:
                 raise Refusal(f"would unpack to {size_words(declared)} from a "
                               f"{size_words(file_size)} file, so it is a decompression "
                               "bomb or badly damaged; it was not unpacked")
             for info in infos:
+                if info.flag_bits & 0x1:
+                    raise Refusal("is encrypted with a password; save it again without "
+                                  "encryption")
                 if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                     raise Refusal("uses a kind of ZIP compression PyTorch cannot read; "
                                   "re-save it with torch.save")
@@ -125,13 +137,13 @@ def _out_dtype(tensor) -> str:
     return "float32" if name in WIDENED else name
 
 
-def plan(tensors: dict, file_size: int) -> list[tuple[str, str, tuple[int, ...]]]:
+def plan(tensors: dict) -> list[tuple[str, str, tuple[int, ...]]]:
     """[(name, dtype sent, shape)], refusing — from metadata only — what would take
     too much memory or cannot be read as plain numbers."""
     import torch
 
     total_numbers = total_bytes = 0
-    out = []
+    out, storages = [], {}
     for name, tensor in tensors.items():
         if tensor.layout != torch.strided or tensor.is_quantized or tensor.is_meta:
             raise Refusal(f"holds {name!r} as a sparse, quantized or empty-shell tensor, "
@@ -146,7 +158,9 @@ def plan(tensors: dict, file_size: int) -> list[tuple[str, str, tuple[int, ...]]
             raise Refusal(f"holds more than {MAX_PARAMETERS:,} numbers; Mechscope opens "
                           "models up to that size")
         held = count * np.dtype(dtype).itemsize
-        stored = tensor.untyped_storage().nbytes()
+        storage = tensor.untyped_storage()
+        stored = storage.nbytes()
+        storages[storage.data_ptr()] = stored
         if count * tensor.element_size() > stored and held > GROWTH_ALLOWANCE:
             kept = stored // tensor.element_size()
             raise Refusal(f"holds {name!r}, which repeats {kept:,} stored "
@@ -156,11 +170,16 @@ def plan(tensors: dict, file_size: int) -> list[tuple[str, str, tuple[int, ...]]
                           "tensor.contiguous() first")
         total_bytes += held
         out.append((name, dtype, tuple(tensor.shape)))
-    limit = min(MAX_ANSWER_BYTES, MAX_GROWTH * file_size + GROWTH_ALLOWANCE)
-    if total_bytes > limit:
-        raise Refusal(f"would take {size_words(total_bytes)} of memory from a "
-                      f"{size_words(file_size)} file, because its tensors repeat shared "
-                      "storage; save each tensor with tensor.clone() first")
+    if total_bytes > MAX_ANSWER_BYTES:
+        raise Refusal(f"would take {size_words(total_bytes)} of memory once read; "
+                      f"Mechscope opens models up to {size_words(MAX_ANSWER_BYTES)}")
+    # Half precision doubles in float32 and tied weights share a storage; more than
+    # that is one storage counted many times over.
+    stored_bytes = sum(storages.values())
+    if total_bytes > MAX_GROWTH * stored_bytes + GROWTH_ALLOWANCE:
+        raise Refusal(f"would take {size_words(total_bytes)} of memory from "
+                      f"{size_words(stored_bytes)} of stored numbers, because its tensors "
+                      "repeat shared storage; save each tensor with tensor.clone() first")
     return out
 
 

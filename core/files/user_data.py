@@ -44,7 +44,7 @@ def _whole_labels(name: str, labels: np.ndarray, n_classes: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.dtype.kind not in "biuf":
         raise InputError(f"{name}: labels must be whole numbers (class indices 0.."
-                         f"{n_classes - 1}), not {labels.dtype} values.")
+                         f"{n_classes - 1}), not text or other values.")
     if labels.dtype.kind == "f":
         bad = ~np.isfinite(labels) | (labels != np.round(labels))
         if bad.any():
@@ -127,7 +127,10 @@ def load_arrays(path: Path, class_names: Sequence[str], input_shape: tuple) -> D
         raise InputError(f"{path.name} holds inputs only; to measure accuracy, save "
                          "inputs and labels together with numpy.savez.")
     if kind != "npz":
-        raise InputError(f"{path.name} is {sniff(path).description}, not arrays.")
+        what = ("a ZIP archive with no NumPy arrays in it" if kind == "zip"
+                else f"{sniff(path).description}, not NumPy arrays")
+        raise InputError(f"{path.name} is {what}; save inputs and labels with "
+                         "numpy.savez(path, x=inputs, y=labels).")
     arrays = read_npz(path, (INPUT_KEYS, LABEL_KEYS))
     x_key = next((k for k in INPUT_KEYS if k in arrays), None)
     y_key = next((k for k in LABEL_KEYS if k in arrays), None)

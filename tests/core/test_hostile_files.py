@@ -8,20 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.files.checkpoints import NeedsTrust
 from core.errors import MechscopeError, ModelLoadError
+from core.files.checkpoints import NeedsTrust
 from core.session import Session
 from tests.hostile.corpus import MARKER, OK, TRUST, build
-
-#: What must never reach the user: exception class names and raw framework text.
-RAW = re.compile(r"\w+(Error|Exception|Warning)\b|Error:|Traceback|ScalarType|errno")
-
-
-def assert_readable(message: str, name: str) -> None:
-    """One sentence for a newcomer: names the file, gives a reason, no raw error text."""
-    assert name in message, message
-    assert not RAW.search(message), f"raw error text reaches the user: {message}"
-    assert message.endswith(".") and len(message.split()) >= 6, message
+from tests.hostile.messages import assert_readable
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +42,7 @@ def test_every_file_gives_its_recorded_message(corpus, opened, monkeypatch):
         if expect == OK:
             info = opened.open_checkpoint(str(path))
             assert info.title.endswith(name), name
-            assert opened.evaluate().accuracy > 0.95, name
+            assert opened.evaluate().score > 0.95, name
             opened.open_model("digits_cnn")
             continue
         # A pipe or folder may be refused as an input before it is tried as a model.
@@ -76,12 +67,12 @@ def test_trust_is_per_file_content(corpus, opened):
     with pytest.raises(NeedsTrust):
         opened.open_checkpoint(str(path), trusted_sha256="0" * 64)
     info = opened.open_checkpoint(str(path), trusted_sha256=caught.value.sha256)
-    assert "full_module.pt" in info.title and opened.evaluate().accuracy > 0.95
+    assert "full_module.pt" in info.title and opened.evaluate().score > 0.95
     script = folder / "torchscript.pt"
     with pytest.raises(NeedsTrust) as caught:
         opened.open_checkpoint(str(script))
     opened.open_checkpoint(str(script), trusted_sha256=caught.value.sha256)
-    assert opened.evaluate().accuracy > 0.95
+    assert opened.evaluate().score > 0.95
 
 
 @settings(max_examples=30, deadline=None,
@@ -138,8 +129,8 @@ def test_legacy_pickle_globals_are_listed_without_running(corpus, opened):
 
 
 def test_image_decoder_crash_is_contained(tmp_path, monkeypatch):
-    from core.files import probe
     from core.errors import InputError
+    from core.files import probe
 
     monkeypatch.setattr(probe, "_image_child", _crash)
     path = tmp_path / "x.png"

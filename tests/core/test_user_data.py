@@ -41,20 +41,20 @@ def test_labelled_folder(usession, tmp_path):
 
 
 def test_npz_and_csv_round_trips(usession, tmp_path):
-    base = usession.evaluate().accuracy
+    base = usession.evaluate().score
     ds = usession.dataset
     for layout in ("nchw", "flat", "nhw"):
         x = np.array(ds.inputs)
         x = {"nchw": x, "flat": x.reshape(len(x), -1), "nhw": x[:, 0]}[layout]
         np.savez_compressed(tmp_path / f"{layout}.npz", x=x, y=ds.labels)
         usession.use_dataset(str(tmp_path / f"{layout}.npz"))
-        assert usession.evaluate().accuracy == pytest.approx(base)
+        assert usession.evaluate().score == pytest.approx(base)
     rows = np.hstack([np.array(ds.inputs[:40]).reshape(40, -1), ds.labels[:40, None]])
     lines = ["," .join(f"p{i}" for i in range(256)) + ",label"]
     lines += [",".join(f"{v:g}" for v in row) for row in rows]
     (tmp_path / "digits.csv").write_text("\n".join(lines))
     info = usession.use_dataset(str(tmp_path / "digits.csv"))
-    assert info.dataset_size == 40 and usession.evaluate().accuracy > 0.9
+    assert info.dataset_size == 40 and usession.evaluate().score > 0.9
 
 
 def _bomb(path) -> None:

@@ -202,7 +202,7 @@ def _tricks(out: Path, add, state: OrderedDict, good: bytes) -> None:
 
     add("expanded.pt", tricks.expanded(state), "an expanded tensor")
     add("shared_storage.pt", tricks.shared_storage(), "repeat shared storage")
-    add("deflate_bomb.pt", tricks.deflate_bomb(), "would unpack to 3.0 GB")
+    add("deflate_bomb.pt", tricks.deflate_bomb(), "would unpack to 3 GB")
     add("bad_crc.pt", tricks.bad_crc(good),
         "is damaged \\(a checksum does not match\\); re-save or re-download it")
     for dtype, label in ((torch.bfloat16, "bf16"), (torch.float16, "fp16")):
