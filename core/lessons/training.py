@@ -72,11 +72,17 @@ class Trainer:
         return np.concatenate([p.detach().numpy().ravel() for p in self.model.parameters()])
 
     def _tensors(self) -> tuple[dict, dict]:
+        """The parameters and the gradient of the loss *at* them — what the next step
+        will use. (The gradient left over from the last step belongs to the previous
+        parameters: shown, it was one step late, and ∇ = 0 before the first step;
+        issue #12.)"""
+        self.optimizer.zero_grad()
+        self.loss().backward()
         params, grads = {}, {}
         for name, p in self.model.named_parameters():
             params[name] = p.detach().numpy().copy()
-            grads[name] = (np.zeros_like(params[name]) if p.grad is None
-                           else p.grad.detach().numpy().copy())
+            grads[name] = p.grad.detach().numpy().copy()
+        self.optimizer.zero_grad()
         return params, grads
 
     def snapshot(self, sample: int = 0) -> Snapshot:

@@ -15,11 +15,18 @@ def test_one_linear_regression_step_is_the_closed_form_update():
     w, b = 0.0, 0.0  # the trainer starts at zero
     residual = w * x + b - y
     grad_w, grad_b = 2 * np.mean(residual * x), 2 * np.mean(residual)
+    # Step 0 shows the gradient the first step will use — the lesson asks the user to
+    # check it by hand (it was shown one step late, as 0, before issue #12).
+    first = trainer.snapshot()
+    assert first.grads["weight"][0, 0] == pytest.approx(grad_w, rel=1e-5) != 0
+    assert first.grads["bias"][0] == pytest.approx(grad_b, rel=1e-5)
     trainer.step(1)
     snap = trainer.snapshot()
-    assert snap.params["weight"][0, 0] == pytest.approx(w - 0.05 * grad_w, rel=1e-5)
-    assert snap.params["bias"][0] == pytest.approx(b - 0.05 * grad_b, rel=1e-5)
-    assert snap.grads["weight"][0, 0] == pytest.approx(grad_w, rel=1e-5)
+    w1, b1 = w - 0.05 * grad_w, b - 0.05 * grad_b
+    assert snap.params["weight"][0, 0] == pytest.approx(w1, rel=1e-5)
+    assert snap.params["bias"][0] == pytest.approx(b1, rel=1e-5)
+    residual = w1 * x + b1 - y  # and then the gradient at the new parameters
+    assert snap.grads["weight"][0, 0] == pytest.approx(2 * np.mean(residual * x), rel=1e-4)
     assert len(snap.losses) == 2 and snap.losses[1] < snap.losses[0]
 
 
