@@ -101,7 +101,14 @@ def _grayscale(img: Image.Image, fmt: str) -> tuple[np.ndarray, list[str]]:
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img.convert("RGBA"))
         steps.append("flattened transparency onto white")
-    gray = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    if img.mode.startswith(("I", "F")):  # Pillow's own conversion clips these at 255
+        values = np.asarray(img, dtype=np.float32)
+        top = float(values.max()) if values.size else 1.0
+        if img.mode.startswith("I"):
+            top = 65535.0 if img.mode.startswith("I;16") or top > 255 else 255.0
+        gray = np.clip(values / max(top, 1.0), 0.0, 1.0)
+    else:
+        gray = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     steps.append("converted to grayscale")
     return gray, steps
 

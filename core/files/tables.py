@@ -77,7 +77,8 @@ def read_csv(path: Path, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
                     raise InputError(f"{name} has more than {MAX_ROWS:,} rows; Mechscope "
                                      "evaluates on up to that many examples at once.")
                 widths.add(len(row))
-                inputs.append(np.asarray(values[:-1], np.float32))
+                with np.errstate(over="ignore"):  # inf, refused with the other inputs
+                    inputs.append(np.asarray(values[:-1], np.float32))
                 labels.append(values[-1])
         except csv.Error as exc:
             log.info("csv %s: %s", name, exc)

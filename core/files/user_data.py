@@ -50,6 +50,10 @@ def _whole_labels(name: str, labels: np.ndarray, n_classes: int) -> np.ndarray:
         if bad.any():
             raise InputError(f"{name}: labels must be whole numbers (class indices 0.."
                              f"{n_classes - 1}); found {labels[bad][0]:g}.")
+        outside = (labels < 0) | (labels >= n_classes)
+        if outside.any():  # before int64, which a label like 1e300 would overflow
+            raise InputError(f"{name}: labels must lie in 0..{n_classes - 1}; found "
+                             f"{labels[outside][0]:g}.")
     return labels.astype(np.int64)
 
 
@@ -68,7 +72,8 @@ def _check_shape(name: str, inputs: np.ndarray, input_shape: tuple) -> np.ndarra
     if not (np.issubdtype(inputs.dtype, np.number) or inputs.dtype == bool) or \
             np.issubdtype(inputs.dtype, np.complexfloating):
         raise InputError(f"{name}: the inputs are {inputs.dtype}, not numbers.")
-    inputs = np.ascontiguousarray(inputs, np.float32)
+    with np.errstate(over="ignore"):  # too large for float32 becomes inf, refused next
+        inputs = np.ascontiguousarray(inputs, np.float32)
     if not np.isfinite(inputs).all():
         raise InputError(f"{name}: some inputs are not finite numbers (NaN or infinity, or "
                          "too large for 32-bit floats); fix or drop those examples.")
@@ -78,6 +83,11 @@ def _check_shape(name: str, inputs: np.ndarray, input_shape: tuple) -> np.ndarra
 def load_folder(folder: Path, class_names: Sequence[str], input_shape: tuple,
                 token: Optional[CancelToken] = None) -> Dataset:
     """A folder with one sub-folder per class, named like the model's classes."""
+    folder = Path(folder)
+    check_path(folder, folders=True, what="data file", error=InputError)
+    if not folder.is_dir():
+        raise InputError(f"{folder.name} is a file, not a folder of images; choose the "
+                         "folder that holds one sub-folder per class.")
     subdirs = sorted(p for p in itertools.islice(folder.iterdir(), MAX_FILES)
                      if p.is_dir() and not p.is_symlink())
     if not subdirs:

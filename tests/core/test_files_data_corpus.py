@@ -87,3 +87,24 @@ def test_integral_float_labels_are_accepted(tmp_path):
     path = tmp_path / "floats.npz"
     np.savez(path, x=np.zeros((3, 256), np.float32), y=np.array([1.0, 2.0, 9.0]))
     assert list(load_user_data(path, CLASSES, (1, 16, 16)).labels) == [1, 2, 9]
+
+
+@pytest.mark.parametrize("row,message", [
+    (",".join(["1e300"] * 256) + ",1", "not finite numbers"),
+    (",".join(["0"] * 256) + ",1e300", "labels must lie in 0..9; found 1e\\+300"),
+    (",".join(["0"] * 256) + ",-1", "labels must lie in 0..9"),
+], ids=["huge input", "huge label", "negative label"])
+def test_numbers_out_of_range(tmp_path, row, message):
+    path = tmp_path / "range.csv"
+    path.write_text(row + "\n")
+    with pytest.raises(InputError, match=message) as caught:
+        load_user_data(path, CLASSES, (1, 16, 16))
+    assert_readable(str(caught.value), "range.csv")
+
+
+def test_load_folder_refuses_a_file(tmp_path):
+    from core.files.user_data import load_folder
+
+    (tmp_path / "x.csv").write_text("1\n")
+    with pytest.raises(InputError, match="x.csv is a file, not a folder of images"):
+        load_folder(tmp_path / "x.csv", CLASSES, (1, 16, 16))

@@ -97,3 +97,14 @@ def test_csv_round_trip(tmp_path, digits, cnn):
     assert len(data) == len(digits)
     raw = accuracy(cnn, digits.inputs, digits.labels)
     assert accuracy(cnn, data.inputs, data.labels) >= raw - POINT
+
+
+def test_sixteen_bit_pngs_round_trip(tmp_path, digits, cnn):
+    # Pillow's own conversion to 8 bits clips 16-bit pixels at 255 (all paper).
+    converted = []
+    for i, display in enumerate(digits.display[:100]):
+        pixels = (65535 - np.round(display * 65535)).astype(np.uint16)
+        Image.fromarray(pixels).resize((32, 32), Image.NEAREST).save(tmp_path / f"{i}.png")
+        converted.append(load_image(tmp_path / f"{i}.png").model_input)
+    raw = accuracy(cnn, digits.inputs[:100], digits.labels[:100])
+    assert accuracy(cnn, converted, digits.labels[:100]) >= raw - POINT
