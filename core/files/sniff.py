@@ -8,6 +8,7 @@ recognises.
 
 from __future__ import annotations
 
+import errno
 import os
 import zipfile
 from dataclasses import dataclass
@@ -45,6 +46,13 @@ def _zip_kind(handle) -> Sniffed:
     return Sniffed("zip", "a ZIP archive that is not a PyTorch checkpoint")
 
 
+def _unreadable(exc: OSError) -> Sniffed:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return Sniffed("unreadable", "a file you do not have permission to read")
+    return Sniffed("unreadable", "a file that cannot be read right now (is its disk "
+                                 "still connected?)")
+
+
 def sniff(path: str | Path) -> Sniffed:
     """Identify ``path`` by content. Never raises for an unreadable file: says so.
 
@@ -56,7 +64,7 @@ def sniff(path: str | Path) -> Sniffed:
     except FileNotFoundError:
         return Sniffed("missing", "a file that does not exist")
     except OSError as exc:
-        return Sniffed("unreadable", f"a file that cannot be read ({exc.strerror})")
+        return _unreadable(exc)
     if kind != "file":
         return Sniffed(kind, f"{words}, not a file")
     try:
@@ -64,10 +72,11 @@ def sniff(path: str | Path) -> Sniffed:
             head = handle.read(HEAD_BYTES)
             if head.startswith(b"PK\x03\x04"):
                 return _zip_kind(handle)
-    except MechscopeError as exc:  # swapped for a pipe between the two looks
-        return Sniffed("unreadable", str(exc))
+    except MechscopeError:  # swapped for a pipe between the two looks
+        return Sniffed("unreadable", "a file that stopped being a regular file while it "
+                                     "was read")
     except OSError as exc:
-        return Sniffed("unreadable", f"a file that cannot be read ({exc.strerror})")
+        return _unreadable(exc)
     if not head:
         return Sniffed("empty", "an empty file")
     if head.startswith(b"\x93NUMPY"):
