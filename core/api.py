@@ -13,7 +13,7 @@ and returns frozen values with read-only numpy arrays; the caller picks the thre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
@@ -102,12 +102,15 @@ class Capture:
     """Activations of one input at the requested sites, under the ablations.
 
     ``activations``: ``site -> (*output_shape) float32``, read-only copies.
+    ``dead``: ``site -> units`` that never fire (after the site's rectifier) on any
+    evaluation example; sites without a rectifier are absent.
     """
 
     activations: dict
     prediction: Union[Prediction, Embedding]
     ablations: tuple[Ablation, ...]
     report: HookReport
+    dead: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

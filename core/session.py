@@ -12,6 +12,7 @@ can never leak its state into the next one. Opening a file is done by
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -21,6 +22,7 @@ from core.ablation import Ablation
 from core.analysis.attention import HeadScores, head_scores
 from core.analysis.cache import ActivationCache
 from core.analysis.evaluate import EvalResult, Evaluator, Sweep
+from core.analysis.units import UnitActivity, activation_after, unit_activity
 from core.api import (Capture, Embedding, ModelInfo, OpenedFile, Prediction, Sample,
                       SessionAPI, TopExamples)
 from core.datasets import Dataset, load_dataset
@@ -63,6 +65,7 @@ class Session(SessionAPI):
         self.info: Optional[ModelInfo] = None
         self._evaluator: Optional[Evaluator] = None
         self._head_scores: Optional[HeadScores] = None
+        self._activity: dict[str, Optional[UnitActivity]] = {}
         #: How images are converted for a model of another input size (per model).
         self._spec: Optional[object] = None
         self._lessons = LessonRunner()
@@ -134,6 +137,7 @@ class Session(SessionAPI):
         self.adapter, self.dataset, self._spec = adapter, dataset, opened.spec
         self._evaluator = Evaluator(adapter, dataset, self._cache)
         self._head_scores = None
+        self._activity = {}
         shown = slice(0, EXAMPLES_SHOWN)
         examples = None if dataset.display is None else _frozen(dataset.display[shown])
         self.info = ModelInfo(adapter.name, opened.title, layers, dataset.class_names,
@@ -232,7 +236,20 @@ class Session(SessionAPI):
             prediction = Prediction(_frozen(_softmax(result.outputs[0])),
                                     _frozen(_softmax(base[0])), self.info.class_names)
         acts = {site: _frozen(arr[0]) for site, arr in result.activations.items()}
-        return Capture(acts, prediction, ablations, result.report)
+        dead = {site: activity.dead for site in sites
+                if (activity := self.unit_activity(site, token)) is not None}
+        return Capture(acts, prediction, ablations, result.report, dead)
+
+    def unit_activity(self, site: str,
+                      token: Optional[CancelToken] = None) -> Optional[UnitActivity]:
+        """How often each unit of ``site`` fires over the evaluation set, read after its
+        rectifier; ``None`` for a site with no rectifier (cached per model + data)."""
+        adapter, _, evaluator = self._require()
+        if site not in self._activity:
+            rectifier = activation_after(adapter.layers(), site)
+            self._activity[site] = None if rectifier is None else unit_activity(
+                site, rectifier, evaluator.site_output(rectifier.name, token))
+        return self._activity[site]
 
     def _checked_input(self, adapter: ModelAdapter, model_input: np.ndarray) -> np.ndarray:
         if self.info is not None and self.info.kind.reads_text:
@@ -278,7 +295,19 @@ class Session(SessionAPI):
         """Accuracy over the evaluation split with and without ``ablations``."""
         _, _, evaluator = self._require()
         self._check_ablations(ablations)
-        return evaluator.evaluate(tuple(ablations), token)
+        result = evaluator.evaluate(tuple(ablations), token)
+        dead = tuple(self._dead_labels(ablations, token))
+        return replace(result, dead=dead) if dead else result
+
+    def _dead_labels(self, ablations: Sequence[Ablation], token: Optional[CancelToken]):
+        """"fc1:3,7 never fire after relu3" for unit ablations of dead units only."""
+        for abl in ablations:
+            if abl.whole_layer or not abl.units:
+                continue
+            activity = self.unit_activity(abl.site, token)
+            if activity is not None and set(abl.units) <= set(activity.dead):
+                units = ",".join(str(u) for u in abl.units)
+                yield f"{abl.site}:{units} never fire after {activity.activation}"
 
     def unit_top_examples(self, site: str, unit: int, k: int = 9,
                           token: Optional[CancelToken] = None) -> TopExamples:

@@ -68,6 +68,9 @@ class EvalResult:
     resumed_from: Optional[str] = None
     #: "accuracy" (fraction right) or "cosine" (similarity to the intact output).
     metric: str = "accuracy"
+    #: Unit ablations that cannot change anything: the units never fire after their
+    #: rectifier on this dataset ("fc1:3 never fire after relu3").
+    dead: tuple[str, ...] = ()
 
     @property
     def delta(self) -> float:
