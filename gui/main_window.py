@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QSplitter,
                                QStackedWidget, QToolBar, QVBoxLayout, QWidget)
 
@@ -49,6 +49,7 @@ class MainWindow(QMainWindow):
         self.crash_dialog = CrashDialog(self)
         self.setAcceptDrops(True)
         self.file_menu = FileMenu(self.menuBar(), settings.recent_files() if settings else [])
+        self.edit_menu = self.menuBar().addMenu("&Edit")
         self.view_menu = self.menuBar().addMenu("&View")
         self._build(session)
         self._wire()
@@ -161,6 +162,13 @@ class MainWindow(QMainWindow):
         self.file_menu.quit_requested.connect(self.close)
         self.file_menu.export_requested.connect(self.views.export)
         self.status_panel.cancel_requested.connect(self._on_cancel_requested)
+        self.undo_action = self.edit_menu.addAction("&Undo ablation", QKeySequence.StandardKey.Undo)
+        self.redo_action = self.edit_menu.addAction("&Redo ablation", QKeySequence.StandardKey.Redo)
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.undo_action.triggered.connect(wb.undo)
+        self.redo_action.triggered.connect(wb.redo)
+        wb.history_changed.connect(self._on_history_changed)
+        self._on_history_changed(False, False)
         worker.activity.connect(self.status_panel.show_progress)
         worker.busy_changed.connect(self.status_panel.set_busy)
         worker.notice.connect(self.show_notice)
@@ -246,6 +254,11 @@ class MainWindow(QMainWindow):
             self.accuracy_panel.set_stale(stale)
         else:
             self.views.set_stale(stale)
+
+    @Slot(bool, bool)
+    def _on_history_changed(self, can_undo: bool, can_redo: bool) -> None:
+        self.undo_action.setEnabled(can_undo)
+        self.redo_action.setEnabled(can_redo)
 
     @Slot()
     def _on_cancel_requested(self) -> None:

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from core import ablation
 from core.ablation import Ablation
 from core.api import ModelInfo, OpenedFile, SessionAPI
-from core.errors import MechscopeError
+from core.errors import AblationError, MechscopeError
 from core.files.checkpoints import NeedsInputSpec, NeedsTrust
 from core.kinds import ModelKind
 from gui.worker import UnexpectedError, Worker
@@ -59,6 +59,7 @@ class Workbench(QObject):
     file_opened = Signal(str)             # a file opened: for "recent"
     spec_needed = Signal(object)          # core.files.checkpoints.NeedsInputSpec: ask once
     stale = Signal(str, bool)             # ("view" | "accuracy", stale?)
+    history_changed = Signal(bool, bool)  # can undo, can redo
     #: Every file outcome ("opened" or the message), for scripted runs that wait on it.
     file_outcome = Signal(str, str)       # path, "" if opened else the message
 
@@ -73,6 +74,9 @@ class Workbench(QObject):
         self.input: Optional[CurrentInput] = None
         self.ablations: tuple[Ablation, ...] = ()
         self.mode = "zero"
+        #: Ablation sets before (undo) and after (redo) the current one, per model.
+        self._undo: list[tuple[Ablation, ...]] = []
+        self._redo: list[tuple[Ablation, ...]] = []
 
     # --- intent -----------------------------------------------------------------------
     def open_model(self, name: str) -> None:
@@ -164,17 +168,42 @@ class Workbench(QObject):
         self._set_ablations(())
 
     def set_ablations(self, ablations: tuple[Ablation, ...]) -> None:
-        modes = {abl.mode for abl in ablations}
+        # Only unit ablations have a mode the mode box can show: a "scale" or "skip"
+        # taken as the mode left the box blank and broke "Whole layer off" (issue #12).
+        modes = {abl.mode for abl in ablations if not abl.whole_layer}
         if len(modes) == 1:
             self.mode = modes.pop()
         self._set_ablations(tuple(ablations))
 
+    @Slot()
+    def undo(self) -> None:
+        """Back to the ablations before the last change (Ctrl+Z)."""
+        if self._undo:
+            self._redo.append(self.ablations)
+            self._set_ablations(self._undo.pop(), record=False)
+
+    @Slot()
+    def redo(self) -> None:
+        """Forward again to the ablations an undo went back from (Ctrl+Shift+Z)."""
+        if self._redo:
+            self._undo.append(self.ablations)
+            self._set_ablations(self._redo.pop(), record=False)
+
     # --- jobs -------------------------------------------------------------------------
-    def _set_ablations(self, ablations: tuple[Ablation, ...]) -> None:
+    def _set_ablations(self, ablations: tuple[Ablation, ...], record: bool = True) -> None:
+        if record and ablations != self.ablations:
+            self._undo.append(self.ablations)
+            self._redo.clear()
         self.ablations = ablations
         self.ablations_changed.emit(ablations)
+        self.history_changed.emit(bool(self._undo), bool(self._redo))
         self._refresh_view()
         self._evaluate()
+
+    def _clear_history(self) -> None:
+        self._undo.clear()
+        self._redo.clear()
+        self.history_changed.emit(False, False)
 
     def _sites(self) -> tuple[str, ...]:
         """What to capture for the selected layer: attention shows its pattern."""
@@ -200,7 +229,8 @@ class Workbench(QObject):
     def _evaluate(self) -> None:
         self.stale.emit("accuracy", True)
         self.worker.submit("accuracy", self.session.evaluate, self.ablations,
-                           on_done=self._on_evaluated, on_error=self._on_evaluation_failed,
+                           on_done=self._on_evaluated,
+                           on_error=partial(self._on_evaluation_failed, self.ablations),
                            on_cancel=self.evaluation_cancelled.emit)
 
     # --- results (each reached only by the call that asked) --------------------------
@@ -208,6 +238,7 @@ class Workbench(QObject):
         log.info("model %s ready (%s)", info.name, info.title)
         self.info = info
         self.ablations = ()
+        self._clear_history()
         self.input = None
         names = [layer.name for layer in info.layers]
         if self.layer not in names:
@@ -270,9 +301,14 @@ class Workbench(QObject):
         self.stale.emit("accuracy", False)
         self.evaluation_ready.emit(result)
 
-    def _on_evaluation_failed(self, error: MechscopeError) -> None:
+    def _on_evaluation_failed(self, tried: tuple[Ablation, ...],
+                              error: MechscopeError) -> None:
         self.stale.emit("accuracy", False)
         self.report_error(error)
+        if isinstance(error, AblationError) and tried == self.ablations and self._undo:
+            # A refused change (a layer that cannot be skipped) is taken back, so the
+            # list never shows what the model is not running (issue #12).
+            self._set_ablations(self._undo.pop(), record=False)
 
     def report_error(self, error: MechscopeError) -> None:
         """Route an error of one of this presenter's own jobs to the right place."""

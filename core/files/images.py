@@ -207,7 +207,11 @@ def convert_gray(gray: np.ndarray, source: str,
                          "needs rows and columns of brightness values.")
     steps = list(steps or [f"{gray.shape[1]}x{gray.shape[0]} drawing"])
     path = source
-    digit = _to_digit(gray, steps)
+    try:
+        digit = _to_digit(gray, steps)
+    except InputError:  # name what was blank: a file, or the drawing
+        raise InputError(f"{Path(source).name} is blank: no digit could be found in it; "
+                         "draw or photograph the digit with clear ink.") from None
     model_input = digits_to_model(digit[None] * DIGITS_MAX)[0]
     steps.append("upsampled 2x (bilinear) to the model's 16x16 input")
     preview = Image.fromarray((gray * 255).astype(np.uint8))

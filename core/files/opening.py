@@ -28,6 +28,9 @@ from core.zoo import ZOO
 
 log = logging.getLogger(__name__)
 DATA_SUFFIXES = (".npz", ".npy", ".csv")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: Kinds of content that are models (or claim to be): the extension never overrides.
+MODEL_KINDS = ("torch-zip", "torchscript", "pickle", "safetensors", "onnx")
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,16 @@ def classify(path: str | Path) -> str:
     path = refuse_special(path, folders=True)
     if path.is_dir():
         return "data"
-    kind = sniff(path).kind
+    kind, suffix = sniff(path).kind, path.suffix.lower()
     if kind == "image":
         return "image"
-    if kind in ("npz", "npy") or path.suffix.lower() in DATA_SUFFIXES:
+    if kind in ("npz", "npy"):
+        return "data"
+    # Content that is no model: the name says what the user meant to open, so the
+    # message can be about that (a damaged image, not "not a model").
+    if kind not in MODEL_KINDS and suffix in IMAGE_SUFFIXES:
+        return "image"
+    if kind not in MODEL_KINDS and suffix in DATA_SUFFIXES:
         return "data"
     return "model"
 
