@@ -263,7 +263,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def _on_cancel_requested(self) -> None:
         self.worker.cancel()
-        self.status_panel.info.setText("Cancelled.")
+        self.status_panel.show_cancelled()
 
     @Slot(str)
     def show_error(self, text: str) -> None:

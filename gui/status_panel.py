@@ -8,6 +8,9 @@ from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 
+CANCELLED = "Cancelled."
+
+
 class StatusPanel(QWidget):
     """Owns the progress read-out; ``cancel_requested`` when the user clicks Cancel."""
 
@@ -35,9 +38,16 @@ class StatusPanel(QWidget):
     def set_busy(self, busy: bool) -> None:
         self.bar.setVisible(busy)
         self.cancel.setVisible(busy)
-        if not busy:
+        if busy:
+            self.text.setText("")  # a new job: an old "Cancelled." no longer applies
+        else:
             self.bar.setValue(0)
-            self.text.setText("")
+            if self.text.text() != CANCELLED:
+                self.text.setText("")
+
+    def show_cancelled(self) -> None:
+        """Say "Cancelled." until the next job starts, keeping the model's read-out."""
+        self.text.setText(CANCELLED)
 
     @Slot(str, float, str)
     def show_progress(self, _key: str, fraction: float, text: str) -> None:
