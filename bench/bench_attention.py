@@ -5,6 +5,8 @@ over its 512-sequence eval set, in one run.
 
   capture of every attention pattern vs a plain forward           (ratio)
   batched importance sweep (all 8 heads) vs a loop of 8 hooked full forwards (ratio)
+  Session.head_importance vs eight Session.evaluate calls, one head each (ratio): what
+  the window's button does against what a user could do by hand (issue #12)
 Not a test: nothing asserts on time.
 """
 
@@ -56,6 +58,17 @@ def main() -> None:
     print(f"loop of 8 hooked forwards               {loop_s * 1e3:8.2f} ms")
     print(f"batched sweep of 8 heads                {batched_s * 1e3:8.2f} ms   "
           f"ratio {batched_s / loop_s:5.2f} of the loop")
+
+    def by_hand():
+        for site in heads:
+            for h in range(4):
+                session.evaluate((Ablation(site, (h,)),))
+
+    hand_s, button_s = paired_medians(by_hand, session.head_importance,
+                                      max(10, args.repeats // 5))
+    print(f"8 x Session.evaluate, one head each     {hand_s * 1e3:8.2f} ms")
+    print(f"Session.head_importance                 {button_s * 1e3:8.2f} ms   "
+          f"ratio {button_s / hand_s:5.2f} of evaluating by hand")
 
 
 if __name__ == "__main__":
