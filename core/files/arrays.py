@@ -12,15 +12,18 @@ import logging
 import math
 import zipfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Optional
 
 import numpy as np
 
 from core.errors import InputError
 from core.files.guard import open_regular
 from core.files.limits import size_words
+from core.jobs import CancelToken, report
 
 log = logging.getLogger(__name__)
+#: Read a big array this much at a time, checking for Cancel in between.
+CHUNK_BYTES = 8 * 1024 ** 2
 
 MAX_ARRAY_BYTES = 512 * 1024 ** 2
 RESAVE = "re-save it with numpy.savez"
@@ -63,12 +66,15 @@ def read_header(handle: BinaryIO, label: str) -> tuple[tuple[int, ...], bool, np
     return tuple(shape), fortran, dtype
 
 
-def _read_data(handle: BinaryIO, label: str, shape, fortran: bool, dtype) -> np.ndarray:
-    """The array's data, read straight into its own memory (no second copy)."""
+def _read_data(handle: BinaryIO, label: str, shape, fortran: bool, dtype,
+               token: Optional[CancelToken] = None) -> np.ndarray:
+    """The array's data, read straight into its own memory (no second copy), in chunks
+    between which ``token`` is checked (a big file's load can be cancelled)."""
     array = np.empty(math.prod(shape), dtype)
     view, got = memoryview(array).cast("B"), 0
     while got < array.nbytes:
-        n = handle.readinto(view[got:])
+        report(token, got / max(array.nbytes, 1), f"reading {label}")
+        n = handle.readinto(view[got:got + CHUNK_BYTES])
         if not n:
             raise InputError(f"{label} is cut short: it holds fewer numbers than its "
                              f"header says; {RESAVE}.")
@@ -76,7 +82,8 @@ def _read_data(handle: BinaryIO, label: str, shape, fortran: bool, dtype) -> np.
     return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
 
-def read_npz(path: Path, wanted: tuple[tuple[str, ...], ...]) -> dict[str, np.ndarray]:
+def read_npz(path: Path, wanted: tuple[tuple[str, ...], ...],
+             token: Optional[CancelToken] = None) -> dict[str, np.ndarray]:
     """For each tuple of names in ``wanted``, the first array of the archive with one of
     them (missing ones are left out); every member's header is checked before any data."""
     name = path.name
@@ -94,7 +101,7 @@ def read_npz(path: Path, wanted: tuple[tuple[str, ...], ...]) -> dict[str, np.nd
                 label = f"{key}.npy in {name}"
                 with archive.open(infos[key]) as member:
                     header = read_header(member, label)
-                    out[key] = _read_data(member, label, *header)
+                    out[key] = _read_data(member, label, *header, token)
                     while member.read(1 << 20):  # to the end, so the CRC is checked
                         pass
             return out

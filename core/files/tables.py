@@ -11,12 +11,14 @@ import csv
 import io
 import logging
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from core.errors import InputError
 from core.files.arrays import MAX_ARRAY_BYTES
 from core.files.guard import open_regular
+from core.jobs import CancelToken, report
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,8 @@ def _numbers(row: list[str]) -> list[float] | None:
         return None
 
 
-def read_csv(path: Path, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
+def read_csv(path: Path, n_inputs: int,
+             token: Optional[CancelToken] = None) -> tuple[np.ndarray, np.ndarray]:
     """(inputs (N, width - 1) float32, labels (N,) float64) of a CSV whose rows each hold
     up to ``n_inputs`` numbers and a label; a first row of names is skipped."""
     name = path.name
@@ -60,6 +63,8 @@ def read_csv(path: Path, n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
         try:
             for row in reader:
                 number = reader.line_num
+                if number % 2000 == 0:  # a big file's load can be cancelled
+                    report(token, 0.0, f"reading {name}: row {number:,}")
                 if not row or not any(v.strip() for v in row):
                     continue
                 if len(row) > n_inputs + 1:

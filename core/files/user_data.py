@@ -128,7 +128,8 @@ def load_folder(folder: Path, class_names: Sequence[str], input_shape: tuple,
                    np.array(labels), class_names, np.stack(shown))
 
 
-def load_arrays(path: Path, class_names: Sequence[str], input_shape: tuple) -> Dataset:
+def load_arrays(path: Path, class_names: Sequence[str], input_shape: tuple,
+                token: Optional[CancelToken] = None) -> Dataset:
     """``.npy`` (inputs; labels unknown -> all 0 is refused) or ``.npz`` with inputs and
     labels under the usual names. Never unpickles; headers are checked before data."""
     kind = sniff(path).kind
@@ -141,7 +142,7 @@ def load_arrays(path: Path, class_names: Sequence[str], input_shape: tuple) -> D
                 else f"{sniff(path).description}, not NumPy arrays")
         raise InputError(f"{path.name} is {what}; save inputs and labels with "
                          "numpy.savez(path, x=inputs, y=labels).")
-    arrays = read_npz(path, (INPUT_KEYS, LABEL_KEYS))
+    arrays = read_npz(path, (INPUT_KEYS, LABEL_KEYS), token)
     x_key = next((k for k in INPUT_KEYS if k in arrays), None)
     y_key = next((k for k in LABEL_KEYS if k in arrays), None)
     if x_key is None or y_key is None:
@@ -155,10 +156,11 @@ def load_arrays(path: Path, class_names: Sequence[str], input_shape: tuple) -> D
     return _finish(path.name, inputs, labels, class_names, None)
 
 
-def load_csv(path: Path, class_names: Sequence[str], input_shape: tuple) -> Dataset:
+def load_csv(path: Path, class_names: Sequence[str], input_shape: tuple,
+             token: Optional[CancelToken] = None) -> Dataset:
     """One example per row: the input's numbers, then its label in the last column. A
     first row of names is allowed."""
-    inputs, labels = read_csv(path, int(np.prod(input_shape)))
+    inputs, labels = read_csv(path, int(np.prod(input_shape)), token)
     return _finish(path.name, _check_shape(path.name, inputs, input_shape), labels,
                    class_names, None)
 
@@ -171,5 +173,5 @@ def load_user_data(path: str | Path, class_names: Sequence[str], input_shape: tu
     if stat.S_ISDIR(info.st_mode):
         return load_folder(path, class_names, input_shape, token)
     if path.suffix.lower() == ".csv":
-        return load_csv(path, class_names, input_shape)
-    return load_arrays(path, class_names, input_shape)
+        return load_csv(path, class_names, input_shape, token)
+    return load_arrays(path, class_names, input_shape, token)
