@@ -21,7 +21,6 @@ from core.ablation import Ablation
 from core.api import ModelInfo, OpenedFile, SessionAPI
 from core.errors import AblationError, MechscopeError
 from core.files.checkpoints import NeedsInputSpec, NeedsTrust
-from core.kinds import ModelKind
 from gui.worker import UnexpectedError, Worker
 
 log = logging.getLogger(__name__)
