@@ -29,3 +29,21 @@ class ModelKind(str, Enum):
         """What an evaluation scores: the fraction right, or the cosine similarity of
         the ablated to the intact output (an embedding has no right answer)."""
         return "cosine" if self is ModelKind.EMBEDDING else "accuracy"
+
+
+class LayerView(str, Enum):
+    """Which view draws a layer's output, decided from its shape and kind."""
+
+    #: (heads, query, key) patterns: the attention view.
+    ATTENTION = "attention"
+    #: (C, H, W) maps: the channel grid.
+    CHANNELS = "channels"
+    #: (tokens, F): the sequence view.
+    SEQUENCE = "sequence"
+    #: (F,): the neuron view.
+    NEURONS = "neurons"
+
+    @property
+    def unit_name(self) -> str:
+        return {"attention": "head", "channels": "channel", "sequence": "feature",
+                "neurons": "neuron"}[self.value]

@@ -10,6 +10,7 @@ import numpy as np
 
 from core.ablation import Ablation
 from core.jobs import CancelToken
+from core.kinds import LayerView
 
 
 @dataclass(frozen=True)
@@ -55,17 +56,17 @@ class LayerInfo:
         return self.output_shape[self.unit_axis] if self.output_shape else 0
 
     @property
-    def view(self) -> str:
-        """Which view draws this site: ``attention``, ``channels`` (C, H, W),
-        ``sequence`` (tokens, F) or ``neurons`` (F,)."""
+    def view(self) -> LayerView:
+        """Which view draws this site: attention, channels (C, H, W), sequence
+        (tokens, F) or neurons (F,)."""
         if self.hint == "attention":
-            return "attention"
-        return {3: "channels", 2: "sequence"}.get(len(self.output_shape), "neurons")
+            return LayerView.ATTENTION
+        return {3: LayerView.CHANNELS, 2: LayerView.SEQUENCE}.get(
+            len(self.output_shape), LayerView.NEURONS)
 
     @property
     def unit_name(self) -> str:
-        return {"attention": "head", "channels": "channel", "sequence": "feature"}.get(
-            self.view, "neuron")
+        return self.view.unit_name
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QStackedWidget, QWidget
 
-from core.kinds import ModelKind
+from core.kinds import LayerView, ModelKind
 from gui.ablation_panel import AblationPanel
 from gui.input_panel import InputPanel
 from gui.message_bar import MessageBar
@@ -76,7 +76,7 @@ class PredictionPresenter(QObject):
         tokens = [model.class_names[int(t)] for t in ids]
         if not self.views.show_capture(model, info, capture, tokens):
             return
-        target = wb.layer_info(info.heads_site) if info.view == "attention" else info
+        target = wb.layer_info(info.heads_site) if info.view is LayerView.ATTENTION else info
         if self.ablation.layer != target:
             self.ablation.show_layer(target, wb.ablations)
         self._draw[model.kind](capture.prediction, current, ids, tokens)

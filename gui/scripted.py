@@ -12,6 +12,7 @@ from PySide6.QtCore import QEvent, QObject, QTimer, Slot
 from PySide6.QtWidgets import QApplication
 
 from core.ablation import Ablation
+from core.kinds import LayerView
 from gui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Script(QObject):
     def _first_unit(self) -> Ablation:
         wb = self.window.workbench
         info = wb.layer_info(wb.layer)
-        site = info.heads_site if info.view == "attention" else info.name
+        site = info.heads_site if info.view is LayerView.ATTENTION else info.name
         return Ablation(site, (0,))
 
     def _finish(self) -> None:

@@ -21,6 +21,7 @@ from core.ablation import Ablation
 from core.api import ModelInfo, OpenedFile, SessionAPI
 from core.errors import AblationError, MechscopeError
 from core.files.checkpoints import NeedsInputSpec, NeedsTrust
+from core.kinds import LayerView
 from gui.worker import UnexpectedError, Worker
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ class Workbench(QObject):
         info = self.layer_info(self.layer)
         if info is None:
             return ()
-        return (info.pattern_site,) if info.view == "attention" else (info.name,)
+        return (info.pattern_site,) if info.view is LayerView.ATTENTION else (info.name,)
 
     def _refresh_view(self, need_layer: bool = True) -> None:
         if self.info is None or (need_layer and not self.layer):
