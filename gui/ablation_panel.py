@@ -5,13 +5,36 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal, Slot
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFrame,
+                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
+                               QScrollArea, QVBoxLayout, QWidget)
 
 from core.ablation import Ablation, ablated_units
 from core.model import LayerInfo
+from gui.views.labels import ElidedLabel
 
 MODE_TEXT = {"zero": "zero (set to 0)", "mean": "mean (dataset average)"}
+DEFAULT_MODE = "zero"
+
+
+def _runs(units: Sequence[int]) -> str:
+    """0,1,2,3,7 -> "0–3,7": a whole layer's units stay one short label."""
+    parts, start = [], None
+    for i, unit in enumerate(units):
+        if start is None:
+            start = unit
+        if i + 1 == len(units) or units[i + 1] != unit + 1:
+            parts.append(str(start) if unit == start else
+                         f"{start},{unit}" if unit == start + 1 else f"{start}–{unit}")
+            start = None
+    return ",".join(parts)
+
+
+def short_label(abl: Ablation) -> str:
+    """The active list's line for ``abl``: unit runs folded ("conv2:0–31 (zero)")."""
+    if abl.whole_layer or not abl.units:
+        return abl.label()
+    return f"{abl.site}:{_runs(list(abl.units))} ({abl.mode})"
 
 
 class AblationPanel(QWidget):
@@ -28,14 +51,28 @@ class AblationPanel(QWidget):
         self.mode_box = QComboBox()
         for mode, text in MODE_TEXT.items():
             self.mode_box.addItem(text, mode)
+        # Its width is not its longest item's: the side panel may be narrow.
+        self.mode_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.mode_box.setMinimumContentsLength(8)
         self.mode_box.setToolTip("zero: the unit outputs 0. mean: the unit outputs its "
                                  "average over the evaluation set, so only the information "
                                  "it carries about this input is removed.")
-        self.units_label = QLabel("Units")
+        # One elided line: a wrapped label would make the scrolled body as tall as its
+        # preferred height, pushing Reset out of sight.
+        self.units_label = ElidedLabel("Units")
         self.units = QListWidget()
         self.units.setToolTip("Untick a unit to switch it off")
+        self.units.setMinimumHeight(60)
         self.active = QListWidget()
         self.active.setMaximumHeight(90)
+        self.active.setMinimumHeight(40)
+        # Long labels are cut with "…" (whole text in the tooltip), never scrolled sideways
+        # or allowed to widen the panel.
+        self.active.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.active.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.active.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.active.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.reset = QPushButton("Reset ablations")
         self.reset.setEnabled(False)
         self.layer_off = QPushButton("Whole layer off")
@@ -51,9 +88,12 @@ class AblationPanel(QWidget):
         self.scale_apply = QPushButton("Apply")
         self.scale_apply.setToolTip("Multiply this layer's weights (×1 undoes it)")
         mode_row = QHBoxLayout()
-        mode_row.addWidget(QLabel("Ablation mode:"))
+        mode_row.addWidget(QLabel("Mode:"))
         mode_row.addWidget(self.mode_box, 1)
-        layout = QVBoxLayout(self)
+        # Everything scrolls in a short window rather than being squeezed on top of
+        # itself (or under the ablation table) — issue #12.
+        body = QWidget()
+        layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(mode_row)
         layout.addWidget(self.units_label)
@@ -69,6 +109,17 @@ class AblationPanel(QWidget):
         layout.addWidget(QLabel("Switched off or changed:"))
         layout.addWidget(self.active)
         layout.addWidget(self.reset)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidget(body)
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # It scrolls up and down only: as wide as its widest row of buttons.
+        self.scroll_area.setMinimumWidth(body.minimumSizeHint().width() +
+                                    self.scroll_area.verticalScrollBar().sizeHint().width())
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll_area)
         self.units.itemChanged.connect(self._on_item_changed)
         self.mode_box.currentIndexChanged.connect(self._on_mode_changed)
         self.reset.clicked.connect(self.reset_requested)
@@ -78,7 +129,10 @@ class AblationPanel(QWidget):
 
     @property
     def mode(self) -> str:
-        return self.mode_box.currentData()
+        """The unit mode ("zero" or "mean"), never None: a whole-layer change such as
+        "weights ×" has no place in the box and must not blank it."""
+        mode = self.mode_box.currentData()
+        return mode if mode in MODE_TEXT else DEFAULT_MODE
 
     def show_layer(self, layer: LayerInfo, ablations: Sequence[Ablation]) -> None:
         """List the units of ``layer``, unticking the ones switched off."""
@@ -100,15 +154,21 @@ class AblationPanel(QWidget):
     def show_ablations(self, ablations: Sequence[Ablation]) -> None:
         self.active.clear()
         for abl in ablations:
-            self.active.addItem(abl.label())
+            item = QListWidgetItem(short_label(abl))
+            item.setToolTip(abl.label())
+            self.active.addItem(item)
         if not ablations:
             self.active.addItem("nothing — the model is intact")
         self.reset.setEnabled(bool(ablations))
-        modes = {abl.mode for abl in ablations}
+        # Only unit modes belong in the box; skip/scale changes leave it as it is.
+        modes = {abl.mode for abl in ablations if abl.mode in MODE_TEXT}
         if len(modes) == 1:
             # Ablations set from outside (command line, a saved session) carry their mode.
             with QSignalBlocker(self.mode_box):
                 self.mode_box.setCurrentIndex(self.mode_box.findData(modes.pop()))
+        if self.mode_box.currentIndex() < 0:
+            with QSignalBlocker(self.mode_box):
+                self.mode_box.setCurrentIndex(self.mode_box.findData(DEFAULT_MODE))
         if self.layer is not None:
             off = ablated_units(ablations, self.layer.name)
             with QSignalBlocker(self.units):

@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from core.analysis.evaluate import EvalResult
@@ -20,6 +20,9 @@ class AccuracyPanel(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.result: Optional[EvalResult] = None
+        #: What the answers are scored on, in words: set by ``set_dataset``.
+        self.dataset = ""
+        self.builtin = True
         self.headline = QLabel("Accuracy: computing…")
         self.headline.setStyleSheet("font-size: 15px; font-weight: bold;")
         self.headline.setWordWrap(True)
@@ -33,7 +36,8 @@ class AccuracyPanel(QWidget):
         self.plot.setMouseEnabled(False, False)
         self.plot.setYRange(0, 1, padding=0.02)
         self.plot.setLabel("left", "accuracy")
-        self.plot.setMinimumHeight(160)
+        # Small enough that the side panel fits a 640-pixel-high window (issue #12).
+        self.plot.setMinimumHeight(90)
         self.base = pg.BarGraphItem(x=[], height=[], width=0.38, brush="#888888", name="baseline")
         self.now = pg.BarGraphItem(x=[], height=[], width=0.38, brush="#4c9be8", name="now")
         self.plot.addItem(self.base)
@@ -45,17 +49,27 @@ class AccuracyPanel(QWidget):
         layout.addWidget(self.warning)
         layout.addWidget(self.plot, 1)
 
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        # Modest, so the ablation controls below it get the room they need first.
+        return QSize(300, 250)
+
+    def set_dataset(self, name: str, builtin: bool) -> None:
+        """Name what the answers are scored on: the built-in test set or the user's own
+        data (their file name), instead of a generic "answers"."""
+        self.dataset, self.builtin = name, builtin
+        if self.result is not None:
+            self.detail.setText(self._detail(self.result))
+
     def show_result(self, result: EvalResult) -> None:
         self.result = result
         self.headline.setText(self._headline(result))
-        how = f" · re-ran after {result.resumed_from}" if result.resumed_from else ""
-        self.detail.setText(
-            f"{result.n} held-out {'sentences' if result.metric == 'cosine' else 'answers'} · loss {result.baseline_loss:.3f} → "
-            f"{result.loss:.3f}{how}\nPer {result.group_label}: grey = intact model, "
-            "blue = now, red = dropped.")
-        self.warning.setText("No effect: " + "; ".join(result.unchanged) +
-                             " — the unit was already at that value on every input."
-                             if result.unchanged else "")
+        self.detail.setText(self._detail(result))
+        # Which layers were recomputed is a speed detail: a tooltip, not the read-out.
+        self.detail.setToolTip(f"Only the layers after {result.resumed_from} were "
+                               "recomputed; the ones before it cannot change."
+                               if result.resumed_from else "")
+        self.warning.setText(self._warning(result))
+        self.warning.setVisible(bool(self.warning.text()))
         x = np.arange(len(result.group_names))
         self.base.setOpts(x=x - 0.2, height=np.nan_to_num(result.baseline_per_group),
                           width=0.38)
@@ -70,6 +84,32 @@ class AccuracyPanel(QWidget):
         self.set_stale(False)
         self.updated.emit()
 
+    def _detail(self, result: EvalResult) -> str:
+        what = "sentences" if result.metric == "cosine" else "answers"
+        if self.dataset:
+            source = (f"the built-in test set ({self.dataset})" if self.builtin
+                      else f"your data ({self.dataset})")
+            scored = f"{result.n} {what} from {source}"
+        else:
+            scored = f"Scored on {result.n} {what}"
+        return (f"{scored} · loss {result.baseline_loss:.3f} → {result.loss:.3f}\n"
+                f"Per {result.group_label}: grey = intact model, blue = now, "
+                "red = dropped.")
+
+    @staticmethod
+    def _warning(result: EvalResult) -> str:
+        lines = []
+        for text in getattr(result, "dead", ()):
+            what, _, activation = text.partition(" never fire after ")
+            after = f" ({activation})" if activation else ""
+            lines.append(f"Switching off {what} cannot change anything: it never fires. "
+                         f"After its activation function{after} it is 0 on every example, "
+                         "so the model already works without it.")
+        if result.unchanged:
+            lines.append("No effect: " + "; ".join(result.unchanged) +
+                         " — the unit was already at that value on every input.")
+        return "\n".join(lines)
+
     @staticmethod
     def _headline(result: EvalResult) -> str:
         if result.metric == "cosine":
@@ -79,8 +119,11 @@ class AccuracyPanel(QWidget):
                     f"(cosine to the intact model's, mean over sentences)")
         if not result.ablations:
             return f"Accuracy {100 * result.score:.1f}% (baseline, nothing switched off)"
+        change = f"{100 * result.delta:+.1f} points"
+        if getattr(result, "dead", ()) and abs(result.delta) < 5e-4:
+            change = "no change, as expected: see below"
         return (f"Accuracy {100 * result.baseline_score:.1f}% → "
-                f"{100 * result.score:.1f}% ({100 * result.delta:+.1f} points)")
+                f"{100 * result.score:.1f}% ({change})")
 
     def show_cancelled(self) -> None:
         self.set_stale(False)

@@ -9,8 +9,10 @@ from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QImage, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-SIDE = 140
-PEN_WIDTH = 14
+# Small enough to sit beside the previews without making the input area taller or
+# wider than it is (a bigger canvas pushed the docks narrower; issue #12).
+SIDE = 112
+PEN_WIDTH = 11
 
 
 class DrawCanvas(QWidget):
@@ -62,17 +64,20 @@ class DrawCanvas(QWidget):
 
 
 class DrawPanel(QWidget):
-    """The canvas with a Clear button."""
+    """The canvas with a Clear button beside it (not below: the canvas alone sets the
+    panel's height)."""
 
     drawn = Signal(object)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.canvas = DrawCanvas()
+        self.canvas.setToolTip("Draw a digit: white ink on black, like the dataset's")
         self.clear_button = QPushButton("Clear")
-        buttons = QHBoxLayout()
+        buttons = QVBoxLayout()
         buttons.addWidget(self.clear_button)
-        layout = QVBoxLayout(self)
+        buttons.addStretch(1)
+        layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas)
         layout.addLayout(buttons)

@@ -12,11 +12,22 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QPus
 
 from core.analysis.evaluate import EvalResult
 
-COLUMNS = ("#", "model", "what was removed or changed", "score", "Δ vs intact", "loss")
+COLUMNS = ("#", "model", "what was removed or changed", "score", "Δ vs intact", "loss",
+           "dataset")
+#: The CSV holds numbers, with their unit in the header, not "97.5%" strings.
+CSV_COLUMNS = ("#", "model", "what was removed or changed",
+               "score (accuracy in %, or cosine similarity)",
+               "Δ vs intact (points, or cosine)", "loss", "dataset", "score unit")
+INTACT = "nothing (intact model)"
 
 
 def _score(result: EvalResult, value: float) -> str:
     return f"{value:.3f}" if result.metric == "cosine" else f"{100 * value:.1f}%"
+
+
+def _unit(result: EvalResult) -> str:
+    """What the score and Δ columns count for this row."""
+    return "cosine similarity" if result.metric == "cosine" else "accuracy (%, Δ in points)"
 
 
 class ExperimentsPanel(QWidget):
@@ -27,12 +38,18 @@ class ExperimentsPanel(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.rows: list[tuple[str, ...]] = []
+        #: The same rows as numbers, for the CSV.
+        self.values: list[tuple] = []
         self._last: Optional[tuple] = None
+        #: (model, dataset) pairs whose intact row is in the table: one row each, however
+        #: often the user switches back to that model.
+        self._intact: set[tuple[str, str]] = set()
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setMinimumHeight(60)
         self.export_button = QPushButton("Export CSV…")
         self.clear_button = QPushButton("Clear")
         buttons = QHBoxLayout()
@@ -46,16 +63,27 @@ class ExperimentsPanel(QWidget):
         self.export_button.clicked.connect(self._on_export_clicked)
         self.clear_button.clicked.connect(self.clear)
 
-    def record(self, model: str, result: EvalResult) -> None:
-        """Add ``result`` unless it repeats the previous row (same model and changes)."""
-        key = (model, result.ablations)
+    def record(self, model: str, result: EvalResult, dataset: str = "") -> None:
+        """Add ``result`` unless it repeats the previous row (same model, data and
+        changes) or is an intact model already in the table for that model and data."""
+        key = (model, dataset, result.ablations)
         if key == self._last:
             return
+        if not result.ablations:
+            if (model, dataset) in self._intact:
+                self._last = key
+                return
+            self._intact.add((model, dataset))
         self._last = key
-        what = "; ".join(a.label() for a in result.ablations) or "nothing (intact model)"
-        row = (str(len(self.rows) + 1), model, what, _score(result, result.score),
-               f"{100 * result.delta:+.1f}" if result.metric == "accuracy"
-               else f"{result.delta:+.3f}", f"{result.loss:.3f}")
+        what = "; ".join(a.label() for a in result.ablations) or INTACT
+        accuracy = result.metric == "accuracy"
+        delta = f"{100 * result.delta:+.1f}" if accuracy else f"{result.delta:+.3f}"
+        row = (str(len(self.rows) + 1), model, what, _score(result, result.score), delta,
+               f"{result.loss:.3f}", dataset)
+        scale = 100 if accuracy else 1
+        self.values.append((len(self.rows) + 1, model, what,
+                            round(scale * result.score, 6), round(scale * result.delta, 6),
+                            round(result.loss, 6), dataset, _unit(result)))
         self.rows.append(row)
         r = self.table.rowCount()
         self.table.insertRow(r)
@@ -68,14 +96,16 @@ class ExperimentsPanel(QWidget):
     @Slot()
     def clear(self) -> None:
         self.rows.clear()
+        self.values.clear()
+        self._intact.clear()
         self._last = None
         self.table.setRowCount(0)
 
     def export_csv(self, path: str) -> None:
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(COLUMNS)
-            writer.writerows(self.rows)
+            writer.writerow(CSV_COLUMNS)
+            writer.writerows(self.values)
 
     @Slot()
     def _on_export_clicked(self) -> None:

@@ -9,8 +9,9 @@ from typing import Optional
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListView, QListWidget,
-                               QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QListView,
+                               QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSpinBox,
+                               QVBoxLayout, QWidget)
 
 from core.files.images import ConvertedImage
 from gui.draw_panel import DrawPanel
@@ -68,21 +69,34 @@ class InputPanel(QWidget):
         controls.addWidget(self.open_button)
         controls.addWidget(self.draw_button)
         controls.addStretch(1)
-        text = QVBoxLayout()
-        text.addWidget(self.source)
-        text.addWidget(self.steps, 1)
         row = QHBoxLayout()
         row.addLayout(controls)
-        row.addWidget(self.draw)
         for label in self.previews:
             label.setFixedSize(72, 72)
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            row.addWidget(label)
-        row.addLayout(text, 1)
-        layout = QVBoxLayout(self)
+            row.addWidget(label, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self.draw, 0, Qt.AlignmentFlag.AlignTop)
+        row.addStretch(1)
+        # The explanation gets the panel's whole width under the pictures, not a sliver
+        # beside them.
+        body = QWidget()
+        layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.strip)
-        layout.addLayout(row, 1)
+        layout.addLayout(row)
+        layout.addWidget(self.source)
+        layout.addWidget(self.steps)
+        layout.addStretch(1)
+        # Showing the canvas must not raise the panel's minimum width: that squeezed the
+        # docks beside it (and the narrower width was saved). It scrolls instead.
+        scroll = QScrollArea()
+        scroll.setWidget(body)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.scroll_area = scroll
         self.strip.currentRowChanged.connect(self._on_strip_row)
         self.index.valueChanged.connect(self._on_index)
         self.open_button.clicked.connect(self.choose_file)

@@ -7,8 +7,8 @@ from typing import Optional
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QSplitter,
-                               QStackedWidget, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QSizePolicy,
+                               QSplitter, QStackedWidget, QToolBar, QVBoxLayout, QWidget)
 
 from core.api import SessionAPI
 from gui.ablation_panel import AblationPanel
@@ -82,6 +82,10 @@ class MainWindow(QMainWindow):
         centre.setStretchFactor(1, 1)
         centre.setSizes([250, 650])
         self.training_view = TrainingView(session, self.worker)
+        # A hidden page still sets the stack's minimum: the training view's row of
+        # controls must not keep the workbench (and the window) wide (issue #12).
+        self.training_view.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                         QSizePolicy.Policy.Preferred)
         self.centre = self._stack(centre, self.training_view)
         body = QWidget()
         layout = QVBoxLayout(body)

@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from core.model import LayerInfo
 
 COLUMNS = ("Layer", "Type", "Output", "Units", "Params")
+#: When the dock is too narrow for every column, these go first (Units, Type, then
+#: Output: each row's tooltip still says them); Layer and Params always stay.
+HIDE_ORDER = (3, 1, 2)
+#: The Layer column is cut no shorter than this before a column is hidden.
+LAYER_MIN = 110
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -28,7 +34,16 @@ class ModelTreePanel(QWidget):
         self.tree.setRootIsDecorated(True)
         self.tree.setUniformRowHeights(True)
         self._items: dict[str, QTreeWidgetItem] = {}
-        self.setMinimumWidth(260)
+        self._widths: dict[int, int] = {}
+        # Every column but Layer fits its contents, and Layer takes what is left: a
+        # narrow dock cuts layer names short, never the Params column (issue #12).
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setMinimumSectionSize(30)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in range(1, len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.setMinimumWidth(180)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tree)
@@ -64,9 +79,33 @@ class ModelTreePanel(QWidget):
                                f"{info.n_units} {info.unit_name}s")
             self._items[info.name] = item
         self.tree.expandAll()
-        for col in range(len(COLUMNS)):
-            self.tree.resizeColumnToContents(col)
         self.tree.blockSignals(False)
+        header = self.tree.header()
+        for col in range(len(COLUMNS)):
+            self.tree.setColumnHidden(col, False)
+        self._widths = {col: max(header.sectionSizeHint(col), self.tree.sizeHintForColumn(col))
+                        for col in range(len(COLUMNS))}
+        self._fit_columns()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Hide the least needed columns until Layer and Params fit the width."""
+        if not self._widths:
+            return
+        room = self.tree.viewport().width()
+        need = min(self._widths[0], LAYER_MIN) + sum(self._widths[c] for c in (1, 2, 3, 4))
+        hidden = set()
+        for col in HIDE_ORDER:
+            if need <= room:
+                break
+            hidden.add(col)
+            need -= self._widths[col]
+        for col in HIDE_ORDER:
+            if self.tree.isColumnHidden(col) != (col in hidden):
+                self.tree.setColumnHidden(col, col in hidden)
 
     def select(self, name: str) -> None:
         """Select ``name`` as if clicked (emits ``layer_selected``)."""

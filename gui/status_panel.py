@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import Signal, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
+
+from gui.views.labels import ElidedLabel
 
 
 CANCELLED = "Cancelled."
@@ -18,8 +20,9 @@ class StatusPanel(QWidget):
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
-        self.info = QLabel("")
-        self.text = QLabel("")
+        # Elided: a long model or data-file name must not widen the window.
+        self.info = ElidedLabel("")
+        self.text = ElidedLabel("")
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setFixedWidth(160)

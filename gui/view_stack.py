@@ -7,7 +7,7 @@ from typing import Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QStackedWidget, QWidget
 
-from core.ablation import ablated_units
+from core.ablation import Ablation, ablated_units
 from core.model import LayerInfo
 from core.session import Capture, ModelInfo
 from gui.export import export_view
@@ -15,6 +15,16 @@ from gui.views.attention_view import AttentionView
 from gui.views.channel_grid import ChannelGridView
 from gui.views.neuron_view import NeuronView
 from gui.views.sequence_view import SequenceView
+
+
+def unit_modes(ablations: tuple[Ablation, ...], site: str) -> dict[int, str]:
+    """unit -> how it is switched off ("zero" or "mean"); a later ablation wins, as the
+    core applies them in order."""
+    modes: dict[int, str] = {}
+    for abl in ablations:
+        if abl.site == site and not abl.whole_layer:
+            modes.update(dict.fromkeys(abl.units, abl.mode))
+    return modes
 
 
 class ViewStack(QStackedWidget):
@@ -46,12 +56,16 @@ class ViewStack(QStackedWidget):
             return False
         abl = capture.ablations
         last = model.layers[-1].name == info.name
+        # Units that never fire after the site's ReLU: marked so nobody ablates them
+        # expecting a change (issue #12).
+        marks = dict(dead=tuple(getattr(capture, "dead", {}).get(site, ())),
+                     modes=unit_modes(abl, site), n_examples=model.dataset_size)
         if info.view == "attention":
             self.attention_view.show_patterns(site, info.heads_site, acts, tokens,
                                               ablated_units(abl, info.heads_site))
             self.setCurrentWidget(self.attention_view)
         elif info.view == "channels":
-            self.channel_grid.show_channels(site, acts, ablated_units(abl, site))
+            self.channel_grid.show_channels(site, acts, ablated_units(abl, site), **marks)
             self.setCurrentWidget(self.channel_grid)
         elif info.view == "sequence":
             self.sequence_view.show_sequence(site, acts, tokens, ablated_units(abl, site),
@@ -59,7 +73,7 @@ class ViewStack(QStackedWidget):
             self.setCurrentWidget(self.sequence_view)
         else:
             self.neuron_view.show_neurons(site, acts, ablated_units(abl, site),
-                                          model.class_names if last else ())
+                                          model.class_names if last else (), **marks)
             self.setCurrentWidget(self.neuron_view)
         return True
 

@@ -9,20 +9,57 @@ from typing import Optional, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QSplitter,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QLabel, QSplitter, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from core.analysis.attention import HeadScores
 from gui.views.channel_grid import OFF_PEN, PLAIN_PEN, SELECTED_PEN, TOGGLE_MODIFIERS
 from gui.views.imaging import ValueImageItem
+from gui.views.importance_view import ImportanceChartView
+from gui.views.labels import ElidedLabel, TokenAxis
 
 CMAP = "inferno"
 SCORE_COLUMNS = ("head", "prev. token", "induction", "first token", "acc. if off")
+IF_OFF = {"accuracy": "acc. if off", "cosine": "sim. if off"}
+HINT = "Click a head to enlarge it · Ctrl+click (or Shift+click) to switch a head off"
 
 
 def layer_of(site: str) -> str:
     """``block1.attn.pattern`` -> ``block1.attn`` (what the tree calls the layer)."""
     return site.rpartition(".")[0]
+
+
+class Caption:
+    """A head's caption: the title of its tile's plot, so it sits above the pattern,
+    never on top of it."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.plot, self.text, self.colour = plot, "", "#dddddd"
+
+    def setText(self, text: str) -> None:  # noqa: N802 (like pg.TextItem's)
+        self.text = text
+        self.plot.setTitle(text, color=self.colour, size="8pt")
+
+    def setColor(self, colour: str) -> None:  # noqa: N802 (like pg.TextItem's)
+        self.colour = colour
+        self.plot.setTitle(self.text, color=colour, size="8pt")
+
+    def toPlainText(self) -> str:  # noqa: N802 (like pg.TextItem's)
+        return self.text
+
+
+def tile_plot(grid: pg.GraphicsLayoutWidget, row: int, col: int) -> pg.PlotItem:
+    """One head's small plot: square cells, tokens on both axes, no mouse panning."""
+    plot = grid.addPlot(row=row, col=col, axisItems={"left": TokenAxis("left", 6),
+                                                     "bottom": TokenAxis("bottom", 6)})
+    plot.setMenuEnabled(False)
+    plot.setMouseEnabled(False, False)
+    plot.hideButtons()
+    box = plot.getViewBox()
+    box.setAspectLocked(True)
+    box.invertY(True)
+    box.disableAutoRange()
+    return plot
 
 
 class AttentionView(QWidget):
@@ -52,10 +89,11 @@ class AttentionView(QWidget):
         self._build()
 
     def _build(self) -> None:
-        self.title = QLabel("")
+        self.title = ElidedLabel("")
         self.title.setStyleSheet("font-weight: bold;")
         self.grid = pg.GraphicsLayoutWidget()
-        self.detail = pg.PlotWidget()
+        self.detail = pg.PlotWidget(axisItems={"left": TokenAxis("left", 8),
+                                               "bottom": TokenAxis("bottom", 8)})
         self.detail.invertY(True)
         self.detail.setAspectLocked(True)
         self.detail.setMenuEnabled(False)
@@ -71,28 +109,19 @@ class AttentionView(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.importance_button = QPushButton("Measure head importance")
-        self.importance_button.setToolTip("Switch each head off in turn (all in one batched "
-                                          "pass) and chart the accuracy that remains")
-        self.importance_plot = pg.PlotWidget()
-        self.importance_plot.setMenuEnabled(False)
-        self.importance_plot.setMouseEnabled(False, False)
-        self.importance_plot.setLabel("left", "accuracy drop (points)")
-        self.importance_plot.setMinimumHeight(140)
-        self.importance_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#e0443e")
-        self.importance_plot.addItem(self.importance_bars)
-        self.importance_plot.setTitle("press the button: each head off in turn")
+        self.chart = ImportanceChartView()
+        self.importance_button = self.chart.button
+        self.importance_plot = self.chart.plot
+        self.importance_bars = self.chart.bars
+        self.score_metric = "accuracy"
         scores = QWidget()
         scores_layout = QVBoxLayout(scores)
         scores_layout.setContentsMargins(0, 0, 0, 0)
-        scores_layout.addWidget(QLabel("Every head, scored over the evaluation set "
-                                       "(click a row to jump):"))
+        intro = QLabel("Every head, scored over the evaluation set (click a row to jump):")
+        intro.setWordWrap(True)
+        scores_layout.addWidget(intro)
         scores_layout.addWidget(self.table, 1)
-        chart = QWidget()
-        chart_layout = QVBoxLayout(chart)
-        chart_layout.setContentsMargins(0, 0, 0, 0)
-        chart_layout.addWidget(self.importance_button)
-        chart_layout.addWidget(self.importance_plot, 1)
+        chart = self.chart
         side = QSplitter()
         side.addWidget(scores)
         side.addWidget(chart)
@@ -105,17 +134,14 @@ class AttentionView(QWidget):
         body.addWidget(top)
         body.addWidget(side)
         body.setSizes([430, 300])
-        self.hover = QLabel("Click a head to enlarge it · Ctrl+click (or Shift+click) to "
-                            "switch a head off")
+        self.hover = ElidedLabel(HINT)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        head = QHBoxLayout()
-        head.addWidget(self.title, 1)
-        layout.addLayout(head)
+        layout.addWidget(self.title)
         layout.addWidget(body, 1)
         layout.addWidget(self.hover)
         self.table.cellClicked.connect(self._on_table_clicked)
-        self.importance_button.clicked.connect(self.importance_requested)
+        self.chart.requested.connect(self.importance_requested)
 
     # --- drawing ------------------------------------------------------------------------
     def show_patterns(self, site: str, heads_site: str, patterns: np.ndarray,
@@ -127,13 +153,16 @@ class AttentionView(QWidget):
         self.site, self.heads_site = site, heads_site
         self.patterns = np.ascontiguousarray(patterns, dtype=np.float32)
         self.tokens, self.ablated = list(tokens), frozenset(ablated)
+        self.hover.setText(HINT)  # the old read-out named another layer or old values
         t = self.patterns.shape[-1]
         for h, tile in enumerate(self.tiles):
             tile.values = self.patterns[h]
             tile.setImage(self.patterns[h], levels=(0, 1), lut=self._lut)
             self._frames[h].setRect(0, 0, t, t)
-        for box in self._boxes:
-            box.setRange(xRange=(0, t), yRange=(0, t), padding=0.03)
+        for plot in self._boxes:
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).set_tokens(self.tokens)
+            plot.getViewBox().setRange(xRange=(0, t), yRange=(0, t), padding=0.02)
         self.title.setText(f"{layer_of(site)} — {len(self.tiles)} heads on {t} tokens · "
                            "rows: query, columns: key")
         self._mark()
@@ -147,18 +176,18 @@ class AttentionView(QWidget):
         self._cols = max(1, math.ceil(math.sqrt(n)))
         self.tiles, self._frames, self._titles, self._boxes = [], [], [], []
         for h in range(n):
-            box = self.grid.addViewBox(row=h // self._cols, col=h % self._cols, lockAspect=True,
-                                       invertY=True, enableMouse=False, enableMenu=False)
+            plot = tile_plot(self.grid, h // self._cols, h % self._cols)
             tile = ValueImageItem(h, self._on_tile_clicked, self._hover_handler(h))
             frame = pg.QtWidgets.QGraphicsRectItem()
             frame.setZValue(10)
-            label = pg.TextItem(f"H{h}", color="#ddd", anchor=(0, 0), fill=(0, 0, 0, 160))
-            for item in (tile, frame, label):
-                box.addItem(item)
+            for item in (tile, frame):
+                plot.addItem(item)
+            caption = Caption(plot)
+            caption.setText(f"H{h}")
             self.tiles.append(tile)
             self._frames.append(frame)
-            self._titles.append(label)
-            self._boxes.append(box)
+            self._titles.append(caption)
+            self._boxes.append(plot)
 
     def _mark(self) -> None:
         scores = self._layer_scores()
@@ -181,12 +210,8 @@ class AttentionView(QWidget):
         h = self.selected
         self.detail_image.values = self.patterns[h]
         self.detail_image.setImage(self.patterns[h], levels=(0, 1), lut=self._lut)
-        ticks = [list(enumerate(self.tokens))]
-        font = self.detail.font()
-        font.setPointSize(9 if len(self.tokens) <= 14 else 7)
         for axis in ("left", "bottom"):
-            self.detail.getAxis(axis).setTicks(ticks)
-            self.detail.getAxis(axis).setTickFont(font)
+            self.detail.getAxis(axis).set_tokens(self.tokens)
         self.detail.getViewBox().enableAutoRange(enable=True)
         state = " (switched off)" if h in self.ablated else ""
         self.detail.setTitle(f"{layer_of(self.site)} · head {h}{state}")
@@ -202,19 +227,18 @@ class AttentionView(QWidget):
         self._fill_table()
         self._mark()
 
-    def set_importance(self, baseline: float, sweeps: Sequence) -> None:
-        """Chart the accuracy drop of each head (``sweeps``: core.analysis.evaluate.Sweep per layer)."""
-        drops, labels = [], []
-        for layer, sweep in enumerate(sweeps):
+    def set_importance(self, baseline: float, sweeps: Sequence,
+                       metric: Optional[str] = None) -> None:
+        """Chart what each head's removal costs (``sweeps``: one
+        core.analysis.evaluate.Sweep per layer), in the units of their ``metric``."""
+        if metric is None:
+            metric = getattr(sweeps[0], "metric", "accuracy") if sweeps else "accuracy"
+        self.score_metric = metric
+        for sweep in sweeps:
             self.importance[sweep.site] = sweep.score
-            for unit, acc in zip(sweep.units, sweep.score):
-                drops.append(100 * (baseline - acc))
-                labels.append(f"L{layer}H{unit}")
-        x = np.arange(len(drops))
-        self.importance_plot.setTitle(f"accuracy lost when one head is off ({sweeps[0].mode})")
-        self.importance_bars.setOpts(x=x, height=np.array(drops), width=0.7)
-        self.importance_plot.getAxis("bottom").setTicks([list(zip(x, labels))])
-        self.importance_plot.setYRange(0, max(max(drops, default=0), 5), padding=0.05)
+        self.chart.show_sweeps(baseline, sweeps, metric)
+        self.table.setHorizontalHeaderItem(4, QTableWidgetItem(IF_OFF.get(metric,
+                                                                          IF_OFF["accuracy"])))
         self._fill_table()
         self.drawn.emit(self.site)
 
@@ -231,7 +255,8 @@ class AttentionView(QWidget):
             values = [f"L{layer}H{h}", f"{self.scores.previous_token[layer, h]:.2f}",
                       f"{self.scores.induction[layer, h]:.2f}",
                       f"{self.scores.first_token[layer, h]:.2f}",
-                      "–" if acc is None else f"{100 * acc[h]:.1f}%"]
+                      "–" if acc is None else f"{acc[h]:.3f}" if self.score_metric == "cosine"
+                      else f"{100 * acc[h]:.1f}%"]
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, (layer_of(site), h))

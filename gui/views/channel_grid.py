@@ -8,16 +8,38 @@ from typing import Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel,
                                QSplitter, QVBoxLayout, QWidget)
 
 from gui.views.imaging import CHOICES, ValueImageItem, colormap_for, levels_for
+from gui.views.labels import ElidedLabel
 
 TOGGLE_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
                     | Qt.KeyboardModifier.MetaModifier)
 OFF_PEN = pg.mkPen("#ff3b30", width=4)
 SELECTED_PEN = pg.mkPen("#f5c542", width=2)
 PLAIN_PEN = pg.mkPen("#444", width=1)
+DEAD_PEN = pg.mkPen("#8a8a8a", width=1, style=Qt.PenStyle.DashLine)
+#: Grey hatching over a unit that never fires: it looks switched off already.
+DEAD_BRUSH = QBrush(QColor(170, 170, 170, 170), Qt.BrushStyle.BDiagPattern)
+DEAD_COLOUR = "#9a9a9a"
+HINT = "Click a tile to enlarge it · Ctrl+click (or Shift+click) to switch a channel off"
+
+
+def off_word(mode: str) -> str:
+    """How a switched-off unit is labelled: "off" is 0, "mean" its dataset average."""
+    return "= mean" if mode == "mean" else "off"
+
+
+def dead_note(n_dead: int, n_units: int, noun: str, n_examples: int, how: str) -> str:
+    """The legend under a view with units that never fire, in plain words."""
+    if not n_dead:
+        return ""
+    on = f"on the {n_examples} examples" if n_examples else "on any example"
+    verb = "never fires" if n_dead == 1 else "never fire"
+    return (f"{n_dead} of {n_units} {noun} {verb} {on} ({how}): after the ReLU they are "
+            "always 0, so switching them off changes nothing.")
 
 
 class ChannelGridView(QWidget):
@@ -32,28 +54,38 @@ class ChannelGridView(QWidget):
         self.site = ""
         self.data = np.zeros((0, 1, 1), np.float32)
         self.ablated: frozenset[int] = frozenset()
+        #: unit -> ablation mode of the switched-off units ("zero" or "mean").
+        self.modes: dict[int, str] = {}
+        #: Units that never fire after the site's ReLU on the evaluation set.
+        self.dead: frozenset[int] = frozenset()
+        self.n_examples = 0
         self.selected = 0
         self.tiles: list[ValueImageItem] = []
         self._boxes: list[pg.ViewBox] = []
         self._titles: list[pg.TextItem] = []
         self._frames: list[QGraphicsRectItem] = []
+        self._hatches: list[QGraphicsRectItem] = []
         self._build()
 
     def _build(self) -> None:
-        self.title = QLabel("Select a layer in the model tree.")
+        self.title = ElidedLabel("Select a layer in the model tree.")
         self.title.setStyleSheet("font-weight: bold;")
-        self.shared = QCheckBox("Shared colour scale")
+        self.shared = QCheckBox("Shared scale")
         self.shared.setChecked(True)
         self.shared.setToolTip("One scale for all channels (compare strengths) or one per "
                                "channel (see each channel's pattern).")
         self.cmap = QComboBox()
         self.cmap.addItems(CHOICES)
-        self.cmap.setToolTip("auto: diverging around 0 for signed maps, viridis otherwise")
+        self.cmap.setToolTip("Colours — auto: diverging around 0 for signed maps, viridis "
+                             "otherwise")
         bar = QHBoxLayout()
         bar.addWidget(self.title, 1)
         bar.addWidget(self.shared)
-        bar.addWidget(QLabel("Colours:"))
         bar.addWidget(self.cmap)
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(f"color: {DEAD_COLOUR}; font-size: 11px;")
+        self.note.hide()
         self.grid = pg.GraphicsLayoutWidget()
         self.detail = pg.PlotWidget()
         self.detail.setAspectLocked(True)
@@ -66,32 +98,46 @@ class ChannelGridView(QWidget):
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([600, 340])
-        self.hover = QLabel("Click a tile to enlarge it · Ctrl+click (or Shift+click) to "
-                            "switch a channel off")
+        self.hover = ElidedLabel(HINT)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
+        layout.addWidget(self.note)
         layout.addWidget(split, 1)
         layout.addWidget(self.hover)
         self.shared.toggled.connect(self._on_style_changed)
         self.cmap.currentTextChanged.connect(self._on_style_changed)
 
-    def show_channels(self, site: str, data: np.ndarray, ablated: frozenset[int]) -> None:
-        """Draw ``data`` (C, H, W) float32 for ``site``; ``ablated`` units are marked."""
+    def show_channels(self, site: str, data: np.ndarray, ablated: frozenset[int],
+                      dead: tuple[int, ...] = (), modes: Optional[dict[int, str]] = None,
+                      n_examples: int = 0) -> None:
+        """Draw ``data`` (C, H, W) float32 for ``site``; ``ablated`` units are marked
+        (``modes``: unit -> "zero"/"mean"), ``dead`` ones (never firing on the
+        ``n_examples`` evaluation examples) hatched grey."""
         if site != self.site or data.shape[0] != len(self.tiles):
             self._rebuild(site, data.shape[0])
             self.selected = 0
         self.data = np.ascontiguousarray(data, dtype=np.float32)
         self.ablated = frozenset(ablated)
+        self.modes = dict(modes or {})
+        self.dead = frozenset(dead)
+        self.n_examples = n_examples
+        # The read-out named the old layer or the old values: they are gone now.
+        self.hover.setText(HINT)
+        note = dead_note(len(self.dead), len(self.tiles), "channels", n_examples,
+                         "hatched grey")
+        self.note.setText(note)
+        self.note.setVisible(bool(note))
         self._paint()
         self.drawn.emit(site)
 
     def numbers(self) -> tuple[tuple[str, ...], list]:
         """What the view shows, as numbers: one row per channel and pixel."""
         c, h, w = self.data.shape
-        rows = [(self.site, ch, y, x, f"{self.data[ch, y, x]:.6g}", int(ch in self.ablated))
+        rows = [(self.site, ch, y, x, f"{self.data[ch, y, x]:.6g}", int(ch in self.ablated),
+                 int(ch in self.dead))
                 for ch in range(c) for y in range(h) for x in range(w)]
-        return ("layer", "channel", "y", "x", "activation", "switched_off"), rows
+        return ("layer", "channel", "y", "x", "activation", "switched_off", "never_fires"), rows
 
     def set_stale(self, stale: bool) -> None:
         """Tint the grid while a newer result is on its way (still interactive)."""
@@ -102,6 +148,7 @@ class ChannelGridView(QWidget):
         self.grid.ci.layout.setSpacing(3)
         self.site = site
         self.tiles, self._boxes, self._titles, self._frames = [], [], [], []
+        self._hatches = []
         # Near-square cells for the grid's current shape, so tiles are not letterboxed.
         aspect = max(self.grid.width(), 1) / max(self.grid.height(), 1)
         cols = max(1, min(n, math.ceil(math.sqrt(n * aspect))))
@@ -112,10 +159,18 @@ class ChannelGridView(QWidget):
             label = pg.TextItem(str(unit), color="#ddd", anchor=(0, 0), fill=(0, 0, 0, 160))
             frame = QGraphicsRectItem()
             frame.setZValue(10)
+            hatch = QGraphicsRectItem()
+            hatch.setZValue(5)
+            hatch.setBrush(DEAD_BRUSH)
+            hatch.setPen(pg.mkPen(None))
+            hatch.setVisible(False)
+            hatch.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
             box.addItem(tile)
+            box.addItem(hatch)
             box.addItem(frame)
             box.addItem(label)
             self._frames.append(frame)
+            self._hatches.append(hatch)
             self.tiles.append(tile)
             self._boxes.append(box)
             self._titles.append(label)
@@ -135,6 +190,7 @@ class ChannelGridView(QWidget):
             tile.setImage(self.data[unit], levels=own, lut=lut)
             h, w = self.data.shape[1:]
             self._frames[unit].setRect(0, 0, w, h)
+            self._hatches[unit].setRect(0, 0, w, h)
             # An explicit range: the label (a TextItem) would otherwise inflate autoRange.
             self._boxes[unit].setRange(xRange=(0, w), yRange=(0, h), padding=0.03)
         # The bar is a legend only (no image items attached), so per-tile levels never
@@ -149,11 +205,29 @@ class ChannelGridView(QWidget):
 
     def _mark(self) -> None:
         for unit, frame in enumerate(self._frames):
-            off = unit in self.ablated
+            off, dead = unit in self.ablated, unit in self.dead
             frame.setPen(OFF_PEN if off else SELECTED_PEN if unit == self.selected
-                         else PLAIN_PEN)
-            self._titles[unit].setText(f"{unit} off" if off else str(unit))
-            self._titles[unit].setColor("#ff6b63" if off else "#dddddd")
+                         else DEAD_PEN if dead else PLAIN_PEN)
+            word = off_word(self.modes.get(unit, "zero"))
+            self._titles[unit].setText(f"{unit} {word}" if off else str(unit))
+            self._titles[unit].setColor("#ff6b63" if off else DEAD_COLOUR if dead
+                                        else "#dddddd")
+            self._hatches[unit].setVisible(dead)
+            self.tiles[unit].setOpacity(0.45 if dead and not off else 1.0)
+            self.tiles[unit].setToolTip(self._unit_words(unit))
+
+    def _unit_words(self, unit: int) -> str:
+        """What a tile's tooltip and the hover line say about the unit's state."""
+        parts = []
+        if unit in self.ablated:
+            parts.append("switched off: set to its dataset mean"
+                         if self.modes.get(unit) == "mean" else "switched off: set to 0")
+        if unit in self.dead:
+            on = f"on any of the {self.n_examples} examples" if self.n_examples else \
+                "on any example"
+            parts.append(f"never fires {on} (0 after the ReLU): switching it off changes "
+                         "nothing")
+        return f"channel {unit}" + (" — " + "; ".join(parts) if parts else "")
 
     def _show_detail(self, cmap: pg.ColorMap) -> None:
         if not len(self.tiles):
@@ -167,7 +241,8 @@ class ChannelGridView(QWidget):
         # Auto-range mode (not a one-off autoRange) so the tile still fits after the
         # splitter or the inserted colour bar resizes the plot.
         self.detail.getViewBox().enableAutoRange(enable=True)
-        state = " (off)" if unit in self.ablated else ""
+        state = (f" ({off_word(self.modes.get(unit, 'zero'))})" if unit in self.ablated
+                 else " (never fires)" if unit in self.dead else "")
         self.detail.setTitle(f"channel {unit}{state}: {img.min():.3g} … {img.max():.3g}")
 
     def select_unit(self, unit: int) -> None:
@@ -187,9 +262,8 @@ class ChannelGridView(QWidget):
             if where is None:
                 return
             row, col, value = where
-            state = " (switched off)" if unit in self.ablated else ""
-            self.hover.setText(f"{self.site} · channel {unit}{state} · y={row}, x={col} · "
-                               f"value {value:.4g}")
+            words = self._unit_words(unit)
+            self.hover.setText(f"{self.site} · {words} · y={row}, x={col} · value {value:.4g}")
         return on_hover
 
     @Slot()

@@ -16,6 +16,12 @@ class PredictionView(QWidget):
         super().__init__(parent)
         self.headline = QLabel("Prediction: —")
         self.headline.setStyleSheet("font-size: 15px; font-weight: bold;")
+        # Wrapped, not one line: the details must not widen the window, and they sit on
+        # a smaller second line so a narrow panel keeps its chart.
+        self.headline.setWordWrap(True)
+        self.detail = QLabel("")
+        self.detail.setWordWrap(True)
+        self.detail.setStyleSheet("color: #bbb; font-size: 11px;")
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
@@ -29,6 +35,7 @@ class PredictionView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.headline)
+        layout.addWidget(self.detail)
         layout.addWidget(self.plot, 1)
 
     def show_prediction(self, probs: np.ndarray, baseline: np.ndarray,
@@ -42,9 +49,11 @@ class PredictionView(QWidget):
         self.base.setOpts(x=x, height=baseline, width=0.8)
         self.now.setOpts(x=x, height=probs, width=0.5, brushes=colours)
         self.plot.getAxis("bottom").setTicks([list(zip(x, class_names))])
-        truth = "" if label is None else f" · true label {class_names[label]}"
         verdict = "" if label is None else (" ✓" if pred == label else " ✗")
         changed = int(np.argmax(baseline)) != pred
-        was = f" (was {class_names[int(np.argmax(baseline))]} before ablation)" if changed else ""
-        self.headline.setText(f"Prediction: {class_names[pred]} ({probs[pred]:.0%}){verdict}"
-                              f"{truth}{was}")
+        details = [] if label is None else [f"true label {class_names[label]}"]
+        if changed:
+            details.append(f"was {class_names[int(np.argmax(baseline))]} before ablation")
+        self.headline.setText(f"Prediction: {class_names[pred]} ({probs[pred]:.0%}){verdict}")
+        self.detail.setText(" · ".join(details))
+        self.detail.setVisible(bool(details))

@@ -7,10 +7,13 @@ from typing import Optional, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from gui.views.channel_grid import TOGGLE_MODIFIERS
 from gui.views.imaging import DIVERGING, ValueImageItem, levels_for
+from gui.views.labels import ElidedLabel, TokenAxis
+
+HINT = "Ctrl+click (or Shift+click) a column to switch that feature off"
 
 
 class SequenceView(QWidget):
@@ -25,9 +28,10 @@ class SequenceView(QWidget):
         self.values = np.zeros((1, 1), np.float32)
         self.tokens: list[str] = []
         self.ablated: frozenset[int] = frozenset()
-        self.title = QLabel("")
+        self.title = ElidedLabel("")
         self.title.setStyleSheet("font-weight: bold;")
-        self.plot = pg.PlotWidget()
+        self.token_axis = TokenAxis("left")
+        self.plot = pg.PlotWidget(axisItems={"left": self.token_axis})
         self.plot.invertY(True)
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("left", "token")
@@ -38,7 +42,7 @@ class SequenceView(QWidget):
         self.bar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
         self.off = pg.ScatterPlotItem(symbol="s", size=6, pen=None, brush="#ff3b30")
         self.plot.addItem(self.off)
-        self.hover = QLabel("Ctrl+click (or Shift+click) a column to switch that feature off")
+        self.hover = ElidedLabel(HINT)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
@@ -51,10 +55,11 @@ class SequenceView(QWidget):
         self.site, self.tokens, self.ablated = site, list(tokens), frozenset(ablated)
         self.values = np.ascontiguousarray(values, dtype=np.float32)
         self.image.values = self.values
+        self.hover.setText(HINT)  # the old read-out named another layer or old values
         levels = levels_for(self.values, DIVERGING)
         self.image.setImage(self.values, levels=levels)
         self.bar.setLevels(levels)
-        self.plot.getAxis("left").setTicks([list(enumerate(self.tokens))])
+        self.token_axis.set_tokens(self.tokens)
         names = list(feature_names)
         self.plot.getAxis("bottom").setTicks([list(enumerate(names))] if names else None)
         self.plot.setLabel("bottom", "class" if names else "feature")

@@ -6,11 +6,14 @@ import html
 from typing import Optional, Sequence
 
 import numpy as np
-from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontMetrics, QResizeEvent
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from core.analysis.attention import induction_targets
 
 RIGHT, WRONG, FREE = "#4cc38a", "#ff6b63", "#9a9a9a"
+CELL_SPACING = 2
 
 
 def expected_next(ids: np.ndarray) -> np.ndarray:
@@ -34,15 +37,24 @@ class TokenPredictionView(QWidget):
         self.headline.setStyleSheet("font-size: 15px; font-weight: bold;")
         self.headline.setWordWrap(True)
         self.table = QLabel("")
+        self.table.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        #: (token cell, prediction cell) HTML per position, laid out in as many rows as
+        #: the width needs: all 25 tokens are on screen, none behind a scroll bar.
+        self.cells: list[tuple[str, str]] = []
+        self.per_row = 0
         self.note = QLabel("Green/red: the letter appeared before, so induction says what "
-                           "comes next. * changed by the ablation.")
+                           "comes next. Italic: the model is unsure (under 50%). * changed "
+                           "by the ablation. Point at the table for the probabilities.")
         self.note.setWordWrap(True)
         self.note.setStyleSheet(f"color: {FREE}; font-size: 11px;")
-        # Up to 25 tokens do not fit beside the input: scroll instead of widening the window.
+        # The rows wrap to the width; should they not fit in height, they scroll (down,
+        # never sideways) rather than widening the window.
         scroll = QScrollArea()
         scroll.setWidget(self.table)
         scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll_area = scroll
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.headline)
@@ -57,8 +69,9 @@ class TokenPredictionView(QWidget):
         self.note.show()
         pred, was = probs.argmax(-1), baseline.argmax(-1)
         want = expected_next(np.asarray(ids))
-        cells_tok, cells_pred = [], []
+        self.cells = []
         self.correct = self.scored = 0
+        tips = []
         for t, tok in enumerate(ids):
             colour = FREE
             if want[t] >= 0:
@@ -67,13 +80,18 @@ class TokenPredictionView(QWidget):
                 self.correct += int(ok)
                 colour = RIGHT if ok else WRONG
             mark = "*" if pred[t] != was[t] else ""
-            cells_tok.append(f"<td align='center'><b>{html.escape(vocab[tok])}</b></td>")
-            cells_pred.append(f"<td align='center' style='color:{colour}'>"
-                              f"{html.escape(vocab[pred[t]])}{mark}<br>"
-                              f"<small>{probs[t, pred[t]]:.0%}</small></td>")
-        self.table.setText(
-            "<table cellspacing='4'><tr><td>token</td>" + "".join(cells_tok) + "</tr>"
-            "<tr><td>next?</td>" + "".join(cells_pred) + "</tr></table>")
+            p = float(probs[t, pred[t]])
+            # One letter per cell (the probability is in the tooltip), so 25 positions
+            # fit in two rows beside the input instead of 11 and a scroll bar.
+            style = f"color:{colour};" + ("" if p >= 0.5 else "font-style:italic;")
+            self.cells.append((
+                f"<td align='center'><b>{html.escape(vocab[tok])}</b></td>",
+                f"<td align='center' style='{style}'>{html.escape(vocab[pred[t]])}{mark}</td>"))
+            tips.append(f"{t}: after {vocab[tok]} → {vocab[pred[t]]} ({p:.0%}){mark}")
+        self.table.setToolTip("\n".join(tips))
+        self.table.setWordWrap(False)
+        self.per_row = 0
+        self._lay_out()
         if self.scored:
             self.headline.setText(f"Induction guesses right {self.correct} of {self.scored}"
                                   " times on this input")
@@ -90,4 +108,33 @@ class TokenPredictionView(QWidget):
         self.table.setText(f"The model turns the sentence into {len(embedding)} numbers "
                            "(the mean of its token vectors, normalised). 1.000 means the "
                            "ablations changed nothing; lower means they moved the meaning.")
+        self.cells = []
+        self.table.setToolTip("")
         self.table.setWordWrap(True)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        if self.cells:
+            self._lay_out()
+
+    def _fit(self) -> int:
+        """How many positions fit across the visible width."""
+        bold = QFont(self.table.font())
+        bold.setBold(True)
+        cell = QFontMetrics(bold).horizontalAdvance("W*") + 2 * CELL_SPACING + 2
+        head = QFontMetrics(self.table.font()).horizontalAdvance("next?") + 3 * CELL_SPACING
+        width = self.scroll_area.viewport().width() - head - 8
+        return max(1, width // cell)
+
+    def _lay_out(self) -> None:
+        per_row = self._fit()
+        if per_row == self.per_row:
+            return
+        self.per_row = per_row
+        rows = []
+        for start in range(0, len(self.cells), per_row):
+            chunk = self.cells[start:start + per_row]
+            rows.append("<tr><td>token</td>" + "".join(c[0] for c in chunk) + "</tr>"
+                        "<tr><td>next?</td>" + "".join(c[1] for c in chunk) + "</tr>")
+        self.table.setText(f"<table cellspacing='{CELL_SPACING}'>" + "".join(rows) +
+                           "</table>")

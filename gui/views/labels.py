@@ -1,0 +1,103 @@
+"""Text that never widens the window: a one-line label that elides, and a token axis
+that thins its labels to the ones that fit."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QFont, QFontMetrics, QResizeEvent
+from PySide6.QtWidgets import QLabel, QWidget
+
+#: Widest a token label may be before it is shortened (word pieces can be long).
+TOKEN_CHARS = 8
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shows as much of its text as fits, ending in "…"; the
+    whole text is its tooltip then. A plain QLabel's minimum width is its whole text,
+    so one long read-out (a hover value, a list of units) would widen the window."""
+
+    def __init__(self, text: str = "", parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt override)
+        self._full = text
+        self._elide()
+        self.updateGeometry()
+
+    def text(self) -> str:
+        """The whole text, not the part that fits."""
+        return self._full
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        margins = self.contentsMargins()
+        width = self.fontMetrics().horizontalAdvance(self._full) + margins.left() + \
+            margins.right() + 2 * self.margin() + 4
+        return QSize(width, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(min(self.sizeHint().width(), 40), super().minimumSizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(self.contentsRect().width() - 2 * self.margin(), 0)
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, width)
+        QLabel.setText(self, shown)
+        self.setToolTip(self._full if shown != self._full else "")
+
+
+def short_token(token: str) -> str:
+    return token if len(token) <= TOKEN_CHARS else token[:TOKEN_CHARS - 1] + "…"
+
+
+class TokenAxis(pg.AxisItem):
+    """An axis labelled with tokens at cell centres (token i spans i…i+1). When the
+    cells are too small for every label, it shows every k-th one, so labels never
+    overlap; ``_tickLevels`` keeps them all (what the axis is labelled with)."""
+
+    def __init__(self, orientation: str, point_size: int = 8) -> None:
+        super().__init__(orientation)
+        font = QFont()
+        font.setPointSize(point_size)
+        self.setTickFont(font)
+        self.setStyle(tickTextOffset=2, tickLength=-3)
+        self.tokens: list[str] = []
+
+    def set_tokens(self, tokens: Sequence[str]) -> None:
+        self.tokens = [short_token(str(t)) for t in tokens]
+        self.setTicks([[(i + 0.5, t) for i, t in enumerate(self.tokens)]])
+
+    def step(self) -> int:
+        """Show every ``step()``-th label: the smallest step whose labels do not touch."""
+        if not self.tokens:
+            return 1
+        lo, hi = self.range
+        length = self.height() if self.orientation in ("left", "right") else self.width()
+        per_cell = length / max(abs(hi - lo), 1e-9)
+        metrics = self._metrics()
+        if self.orientation in ("left", "right"):
+            needed = metrics.height() + 1
+        else:
+            needed = max(metrics.horizontalAdvance(t) for t in self.tokens) + 6
+        return max(1, math.ceil(needed / max(per_cell, 1e-9)))
+
+    def _metrics(self) -> QFontMetrics:
+        return QFontMetrics(self.style["tickFont"] or QFont())
+
+    def generateDrawSpecs(self, p):  # noqa: N802 (pyqtgraph override)
+        full = self._tickLevels
+        if full and self.tokens:
+            k = self.step()
+            self._tickLevels = [[tick for i, tick in enumerate(full[0]) if i % k == 0]]
+        try:
+            return super().generateDrawSpecs(p)
+        finally:
+            self._tickLevels = full
