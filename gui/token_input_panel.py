@@ -19,7 +19,8 @@ class TokenInputPanel(QWidget):
         super().__init__(parent)
         self.edit = QLineEdit()
         self.edit.setPlaceholderText("Type letters, e.g. KQBXDKQBXD, and press Enter")
-        self.edit.setMaxLength(60)
+        # Room for a sentence for the encoder; the model itself says how long may be.
+        self.edit.setMaxLength(400)
         self.run = QPushButton("Run")
         self.examples = QListWidget()
         self.examples.setToolTip("Sequences from the evaluation set: random letters, "

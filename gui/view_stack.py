@@ -61,6 +61,7 @@ class ViewStack(QStackedWidget):
         marks = dict(dead=tuple(getattr(capture, "dead", {}).get(site, ())),
                      modes=unit_modes(abl, site), n_examples=model.dataset_size)
         if info.view == "attention":
+            self.attention_view.set_metric(model.kind.metric)
             self.attention_view.show_patterns(site, info.heads_site, acts, tokens,
                                               ablated_units(abl, info.heads_site))
             self.setCurrentWidget(self.attention_view)

@@ -16,7 +16,7 @@ from core.analysis.attention import HeadScores
 from gui.views.channel_grid import OFF_PEN, PLAIN_PEN, SELECTED_PEN, TOGGLE_MODIFIERS
 from gui.views.imaging import ValueImageItem
 from gui.views.importance_view import ImportanceChartView
-from gui.views.labels import ElidedLabel, TokenAxis
+from gui.views.labels import Caption, ElidedLabel, TokenAxis, tile_plot
 
 CMAP = "inferno"
 SCORE_COLUMNS = ("head", "prev. token", "induction", "first token", "acc. if off")
@@ -27,39 +27,6 @@ HINT = "Click a head to enlarge it · Ctrl+click (or Shift+click) to switch a he
 def layer_of(site: str) -> str:
     """``block1.attn.pattern`` -> ``block1.attn`` (what the tree calls the layer)."""
     return site.rpartition(".")[0]
-
-
-class Caption:
-    """A head's caption: the title of its tile's plot, so it sits above the pattern,
-    never on top of it."""
-
-    def __init__(self, plot: pg.PlotItem) -> None:
-        self.plot, self.text, self.colour = plot, "", "#dddddd"
-
-    def setText(self, text: str) -> None:  # noqa: N802 (like pg.TextItem's)
-        self.text = text
-        self.plot.setTitle(text, color=self.colour, size="8pt")
-
-    def setColor(self, colour: str) -> None:  # noqa: N802 (like pg.TextItem's)
-        self.colour = colour
-        self.plot.setTitle(self.text, color=colour, size="8pt")
-
-    def toPlainText(self) -> str:  # noqa: N802 (like pg.TextItem's)
-        return self.text
-
-
-def tile_plot(grid: pg.GraphicsLayoutWidget, row: int, col: int) -> pg.PlotItem:
-    """One head's small plot: square cells, tokens on both axes, no mouse panning."""
-    plot = grid.addPlot(row=row, col=col, axisItems={"left": TokenAxis("left", 6),
-                                                     "bottom": TokenAxis("bottom", 6)})
-    plot.setMenuEnabled(False)
-    plot.setMouseEnabled(False, False)
-    plot.hideButtons()
-    box = plot.getViewBox()
-    box.setAspectLocked(True)
-    box.invertY(True)
-    box.disableAutoRange()
-    return plot
 
 
 class AttentionView(QWidget):
@@ -222,6 +189,11 @@ class AttentionView(QWidget):
         i = self.scores.sites.index(self.site)
         return self.scores.previous_token[i], self.scores.induction[i], self.scores.first_token[i]
 
+    def set_metric(self, metric: str) -> None:
+        """What the model's score is ("accuracy" or "cosine"): it names the importance
+        chart's axis and the table's last column."""
+        self.score_metric = metric
+
     def set_scores(self, scores: HeadScores) -> None:
         self.scores = scores
         self._fill_table()
@@ -232,8 +204,9 @@ class AttentionView(QWidget):
         """Chart what each head's removal costs (``sweeps``: one
         core.analysis.evaluate.Sweep per layer), in the units of their ``metric``."""
         if metric is None:
-            metric = getattr(sweeps[0], "metric", "accuracy") if sweeps else "accuracy"
-        self.score_metric = metric
+            metric = getattr(sweeps[0], "metric", None) if sweeps else None
+        self.score_metric = metric or self.score_metric
+        metric = self.score_metric
         for sweep in sweeps:
             self.importance[sweep.site] = sweep.score
         self.chart.show_sweeps(baseline, sweeps, metric)

@@ -1,5 +1,5 @@
-"""Text that never widens the window: a one-line label that elides, and a token axis
-that thins its labels to the ones that fit."""
+"""Text that fits: a one-line label that elides instead of widening the window, a
+token axis that thins its labels to the ones that fit, and captions above small plots."""
 
 from __future__ import annotations
 
@@ -101,3 +101,39 @@ class TokenAxis(pg.AxisItem):
             return super().generateDrawSpecs(p)
         finally:
             self._tickLevels = full
+
+
+class Caption:
+    """A head's caption: the title of its tile's plot, so it sits above the pattern,
+    never on top of it."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.plot, self.text, self.colour = plot, "", "#dddddd"
+
+    def setText(self, text: str) -> None:  # noqa: N802 (like pg.TextItem's)
+        self.text = text
+        self.plot.setTitle(text, color=self.colour, size="8pt")
+
+    def setColor(self, colour: str) -> None:  # noqa: N802 (like pg.TextItem's)
+        self.colour = colour
+        self.plot.setTitle(self.text, color=colour, size="8pt")
+
+    def toPlainText(self) -> str:  # noqa: N802 (like pg.TextItem's)
+        return self.text
+
+    def sceneBoundingRect(self):  # noqa: N802 (like pg.TextItem's)
+        return self.plot.titleLabel.sceneBoundingRect()
+
+
+def tile_plot(grid: pg.GraphicsLayoutWidget, row: int, col: int) -> pg.PlotItem:
+    """One head's small plot: square cells, tokens on both axes, no mouse panning."""
+    plot = grid.addPlot(row=row, col=col, axisItems={"left": TokenAxis("left", 6),
+                                                     "bottom": TokenAxis("bottom", 6)})
+    plot.setMenuEnabled(False)
+    plot.setMouseEnabled(False, False)
+    plot.hideButtons()
+    box = plot.getViewBox()
+    box.setAspectLocked(True)
+    box.invertY(True)
+    box.disableAutoRange()
+    return plot

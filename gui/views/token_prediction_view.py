@@ -41,10 +41,12 @@ class TokenPredictionView(QWidget):
         #: (token cell, prediction cell) HTML per position, laid out in as many rows as
         #: the width needs: all 25 tokens are on screen, none behind a scroll bar.
         self.cells: list[tuple[str, str]] = []
+        #: The widest text of any cell, in pixels, to know how many fit in a row.
+        self.cell_width = 0
         self.per_row = 0
-        self.note = QLabel("Green/red: the letter appeared before, so induction says what "
-                           "comes next. Italic: the model is unsure (under 50%). * changed "
-                           "by the ablation. Point at the table for the probabilities.")
+        self.note = QLabel("Green/red: right/wrong where the letter appeared before, so "
+                           "induction knows what comes next. Italic: unsure (under 50%). "
+                           "* changed by the ablation. Point at the table: probabilities.")
         self.note.setWordWrap(True)
         self.note.setStyleSheet(f"color: {FREE}; font-size: 11px;")
         # The rows wrap to the width; should they not fit in height, they scroll (down,
@@ -89,6 +91,10 @@ class TokenPredictionView(QWidget):
                 f"<td align='center' style='{style}'>{html.escape(vocab[pred[t]])}{mark}</td>"))
             tips.append(f"{t}: after {vocab[tok]} → {vocab[pred[t]]} ({p:.0%}){mark}")
         self.table.setToolTip("\n".join(tips))
+        bold = QFont(self.table.font())
+        bold.setBold(True)
+        texts = [vocab[t] for t in ids] + [f"{vocab[q]}*" for q in pred]
+        self.cell_width = max(QFontMetrics(bold).horizontalAdvance(t) for t in texts)
         self.table.setWordWrap(False)
         self.per_row = 0
         self._lay_out()
@@ -119,11 +125,9 @@ class TokenPredictionView(QWidget):
 
     def _fit(self) -> int:
         """How many positions fit across the visible width."""
-        bold = QFont(self.table.font())
-        bold.setBold(True)
-        cell = QFontMetrics(bold).horizontalAdvance("W*") + 2 * CELL_SPACING + 2
-        head = QFontMetrics(self.table.font()).horizontalAdvance("next?") + 3 * CELL_SPACING
-        width = self.scroll_area.viewport().width() - head - 8
+        cell = self.cell_width + CELL_SPACING + 1
+        head = QFontMetrics(self.table.font()).horizontalAdvance("next?") + 2 * CELL_SPACING
+        width = self.scroll_area.viewport().width() - head - 6
         return max(1, width // cell)
 
     def _lay_out(self) -> None:
