@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 POLL_S = 0.02
 #: How long a cancelled call may take to answer before its process is replaced.
 WATCHDOG_S = 0.75
+#: A cancelled call still running after this long may be stuck: a spare process starts
+#: importing torch now, so a replacement is ready sooner (cooperative cancels answer
+#: well before it, and cost no spare).
+SPARE_AFTER_S = 0.25
 SHUTDOWN_S = 1.0
 PROGRESS_INTERVAL_S = 0.1
 #: Calls after which the child's state is what they made it; replayed after a restart.
@@ -94,6 +98,7 @@ def _serve(conn, cancel, logs, serves: str) -> None:
     _forward_logs(logs)
     from core import runtime
 
+    runtime.die_with_parent()  # an app killed from outside takes its compute with it
     module, _, name = serves.partition(":")
     Session = getattr(importlib.import_module(module), name)  # noqa: N806 (a class)
     runtime.tune_allocator()
@@ -153,14 +158,16 @@ class _Child:
         self.listener = logging.handlers.QueueListener(self.logs, _Forward())
         self.listener.start()
 
-    def end(self, wait_s: float) -> None:
-        """Ask the child to stop, then terminate and kill it if it does not."""
+    def end(self, wait_s: float, polite: bool = True) -> None:
+        """Ask the child to stop (unless it is busy: ``polite=False``), then terminate
+        and kill it if it does not."""
         self.cancel.set()
         try:
             self.conn.send(None)
         except (OSError, ValueError):
             pass
-        for stop in (lambda: None, self.process.terminate, self.process.kill):
+        asks = (lambda: None,) if polite else ()
+        for stop in (*asks, self.process.terminate, self.process.kill):
             stop()
             self.process.join(wait_s)
             if not self.process.is_alive():
@@ -176,8 +183,8 @@ class RemoteSession(SessionAPI):
     """:class:`core.api.SessionAPI` whose work runs in a child process.
 
     Start it as early as possible (before importing Qt) so torch loads in parallel.
-    ``on_restart(text)`` is told, from the worker thread, when the watchdog replaced
-    the process. ``serves`` names the session class the child runs ("module:Class"),
+    ``on_restart(text)`` is told, from the worker thread, when the watchdog starts
+    replacing the process (the call then raises :class:`ComputeRestarted`). ``serves`` names the session class the child runs ("module:Class"),
     so tests can serve a session whose framework call never returns.
     """
 
@@ -191,6 +198,7 @@ class RemoteSession(SessionAPI):
         self._lesson: list[tuple[str, tuple, dict]] = []
         self.on_restart = on_restart
         self.restarts = 0
+        self._spare: Optional[_Child] = None
         self._child = _Child(self._serves)
 
     # --- SessionAPI ------------------------------------------------------------------
@@ -280,8 +288,10 @@ class RemoteSession(SessionAPI):
                 if token is not None and token.cancelled and cancelled_at is None:
                     child.cancel.set()
                     cancelled_at = time.monotonic()
-                if cancelled_at is not None and \
-                        time.monotonic() - cancelled_at > WATCHDOG_S:
+                waited = 0.0 if cancelled_at is None else time.monotonic() - cancelled_at
+                if waited > SPARE_AFTER_S and self._spare is None and not self._replaying:
+                    self._spare = _Child(self._serves)
+                if waited > WATCHDOG_S:
                     self._restart(method)
                 if not child.conn.poll(POLL_S):
                     if not child.process.is_alive():
@@ -328,12 +338,13 @@ class RemoteSession(SessionAPI):
         """Replace a child that did not answer a cancel; reopen what was open."""
         log.warning("%s did not stop within %.2f s of Cancel: restarting the compute "
                     "process", method, WATCHDOG_S)
-        reopened = self._replace()
-        text = ("The job did not stop when cancelled, so Mechscope restarted its compute "
-                f"process{' and reopened the model' if reopened else ''}.")
         if self.on_restart is not None:
-            self.on_restart(text)
-        raise ComputeRestarted(text)
+            self.on_restart("The job did not stop when cancelled: restarting Mechscope's "
+                            "compute process…")
+        reopened = self._replace()
+        raise ComputeRestarted(
+            "The job did not stop when cancelled, so Mechscope restarted its compute "
+            f"process{' and reopened the model' if reopened else ''}.")
 
     def _died(self, method: str):
         code = self._child.process.exitcode
@@ -347,8 +358,8 @@ class RemoteSession(SessionAPI):
         """A fresh child with the journal replayed; True if a model was reopened."""
         if self._closed or self._replaying:  # no restart while closing or replaying
             raise SessionProcessError("The compute process stopped.")
-        self._child.end(0.2)
-        self._child = _Child(self._serves)
+        self._child.end(0.2, polite=False)
+        self._child, self._spare = self._spare or _Child(self._serves), None
         self.restarts += 1
         self._replaying = True
         try:
@@ -364,5 +375,7 @@ class RemoteSession(SessionAPI):
 
     def close(self) -> None:
         """End the child, even mid-job: Quit must finish within a few seconds."""
+        busy = self._lock.locked()  # a job in flight will not read a polite "stop"
         self._closed = True
-        self._child.end(SHUTDOWN_S)
+        for child in filter(None, (self._child, self._spare)):
+            child.end(SHUTDOWN_S, polite=not busy and child is self._child)

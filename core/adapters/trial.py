@@ -20,6 +20,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from core.errors import MechscopeError, ModelLoadError
+from core.runtime import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def _child(build: Callable, inputs: np.ndarray, conn, address_extra: int) -> Non
     # A forked child inherits the parent's warning filters (tests make them errors);
     # a framework's warnings about a model are not failures to run it.
     warnings.simplefilter("ignore")
+    die_with_parent()  # a model stuck in a native call must not outlive the app
     _single_threaded()
     _limit_address_space(address_extra)
     try:

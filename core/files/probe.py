@@ -127,13 +127,20 @@ def _receive_image(conn, wait: float) -> dict:
     return _json(conn, wait)
 
 
+def _sandboxed(target, path: str, conn) -> None:
+    from core.runtime import die_with_parent
+
+    die_with_parent()  # a hung parser must not outlive the compute process
+    target(path, conn)
+
+
 def _run_child(target, path: Path, time_limit: float, receive=_receive_model):
     """Run ``target(path, conn)`` in a child: (its answer or None, its exit code, and
     "timeout" or "refused" when the app stopped it rather than it dying by itself)."""
     # fork is fast and safe here (the child touches no GUI); elsewhere spawn.
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     parent, child = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=target, args=(str(path), child), daemon=True)
+    process = ctx.Process(target=_sandboxed, args=(target, str(path), child), daemon=True)
     process.start()
     child.close()
     answer, stopped = None, ""

@@ -32,10 +32,11 @@ def test_a_call_that_never_returns_is_replaced_and_the_model_reopened(hanging):
     hanging.on_restart = notices.append
     token = CancelToken()
     _cancel_after(token, 0.3)
-    with pytest.raises(ComputeRestarted, match="restarted its compute process"):
+    with pytest.raises(ComputeRestarted, match="restarted its compute process and "
+                                              "reopened the model"):
         hanging.evaluate((Ablation("conv1", (1,)),), token=token)
     assert hanging.pid != first and hanging.restarts == 1
-    assert notices and "reopened the model" in notices[0]
+    assert notices and "restarting" in notices[0]
     # The new process has the model open again: no open_model needed.
     assert hanging.evaluate().score > 0.95
     assert hanging.sample(3).model_input.shape == (1, 16, 16)
@@ -47,6 +48,53 @@ def test_a_cooperative_cancel_does_not_restart(hanging):
         hanging.open_model("digits_cnn", token=token)
     assert not isinstance(raised.value, ComputeRestarted)
     assert hanging.restarts == 0
+
+
+def test_no_sandbox_child_outlives_a_replaced_process(hanging, tmp_path):
+    """A trial run stuck in a native call dies with the compute process the watchdog
+    ends (it was left spinning at 100 % CPU, owned by init)."""
+    import os
+
+    from tests.hostile.onnx_traps import endless_loop
+
+    path = endless_loop(tmp_path / "endless.onnx")
+    old = hanging.pid
+    token = CancelToken()
+    _cancel_after(token, 1.5)  # inside the trial run
+    with pytest.raises(ComputeRestarted):
+        hanging.open_file(str(path), token=token)
+    deadline = time.monotonic() + 5
+    while _children_of(old) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    orphans = [pid for pid in _all_pids() if _parent(pid) == 1 and _cmd(pid).startswith(
+        _cmd(os.getpid())[:20]) and pid != os.getpid()]
+    assert not orphans, orphans
+
+
+def _all_pids():
+    import os
+
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+def _cmd(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _children_of(pid):
+    return _parent(pid)
 
 
 def test_close_mid_job_ends_the_process(hanging):
