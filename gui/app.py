@@ -75,6 +75,8 @@ def run(options: Options, session: Optional[SessionAPI] = None) -> int:
 
         session = Session()
     window = MainWindow(session, settings=settings)
+    if hasattr(session, "on_restart"):  # the compute process tells when it is replaced
+        session.on_restart = window.worker.notice.emit
     crash.install_excepthook(window.crash_dialog.report)
     model, layer, index = _start_state(options, settings)
     window.workbench.layer = layer

@@ -9,6 +9,7 @@ import logging
 import time
 
 from PySide6.QtCore import QEvent, QObject, QTimer, Slot
+from PySide6.QtGui import QPainter, QPixmap
 from PySide6.QtWidgets import QApplication
 
 from core.ablation import Ablation
@@ -39,6 +40,8 @@ class Script(QObject):
         window.workbench.error.connect(self._on_error)
         window.workbench.crashed.connect(self._on_error)
         window.workbench.file_outcome.connect(self._on_file_outcome)
+        window.workbench.trust_needed.connect(self._on_question)
+        window.workbench.spec_needed.connect(self._on_question)
         QTimer.singleShot(SCRIPT_TIMEOUT_MS, self._on_timeout)
 
     def _plan(self) -> list:
@@ -103,7 +106,7 @@ class Script(QObject):
         if self.options.screenshot:
             window.repaint()
             self.app.processEvents()
-            ok = window.grab().save(self.options.screenshot)
+            ok = self._grab_with_dialogs().save(self.options.screenshot)
             log.info("screenshot %s saved: %s", self.options.screenshot, ok)
             self.exit_code = 0 if ok else 1
         if self.options.smoke_test:
@@ -113,6 +116,28 @@ class Script(QObject):
             log.info("smoke test: score %s", None if result is None else result.score)
             self.exit_code = 0 if ok else 1
         window.close()
+
+    def _grab_with_dialogs(self) -> QPixmap:
+        """The window, with any question it is asking (trust, input scaling) drawn on
+        top where the window system would show it: the outcome of opening such a file
+        is the question."""
+        shot = self.window.grab()
+        files = self.window.files
+        painter = QPainter(shot)
+        for dialog in (files.dialog, files.spec_dialog):
+            if dialog is not None and dialog.isVisible():
+                picture = dialog.grab()
+                corner = shot.rect().center() - picture.rect().center()
+                painter.drawPixmap(corner, picture)
+        painter.end()
+        return shot
+
+    @Slot(object)
+    def _on_question(self, question) -> None:
+        # A file that needs an answer: its question is the outcome to show and print.
+        self.file_message = ""
+        print(f"{question.path}: {question}", flush=True)
+        log.info("asked about %s: %s", question.path, question)
 
     @staticmethod
     def _lessons_ship() -> bool:

@@ -53,7 +53,8 @@ def refuse_special(path: str | Path, folders: bool = False) -> Path:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise InputError(f"{path.name} does not exist (any more?): {path}.") from None
+        raise InputError(f"{path.name} does not exist; it may have been moved, renamed or "
+                         "deleted — choose it again.") from None
     except OSError as exc:
         log.info("stat %s: %s", path, exc)
         raise InputError(f"{path.name} cannot be read: you may not have permission "

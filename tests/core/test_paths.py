@@ -10,7 +10,7 @@ from core.zoo import ZOO
 
 SHIPPED = [("data", "digits.npz"), ("data", "DIGITS_LICENSE.txt"), ("data", "sentences.txt"),
            ("icons", "mechscope.png"), ("icons", "mechscope.svg"),
-           ("mechscope.desktop",)] + [("models", e.weights) for e in ZOO.values()
+           ("mechscope.desktop",), ("mechscope-mime.xml",)] + [("models", e.weights) for e in ZOO.values()
                                       if not Path(e.weights).is_absolute()]
 
 
