@@ -77,6 +77,8 @@ class Workbench(QObject):
         #: Ablation sets before (undo) and after (redo) the current one, per model.
         self._undo: list[tuple[Ablation, ...]] = []
         self._redo: list[tuple[Ablation, ...]] = []
+        #: Whether the views show the open model and data (not the previous ones).
+        self._view_current = False
 
     # --- intent -----------------------------------------------------------------------
     def open_model(self, name: str) -> None:
@@ -238,6 +240,7 @@ class Workbench(QObject):
         log.info("model %s ready (%s)", info.name, info.title)
         self.info = info
         self.ablations = ()
+        self._view_current = False
         self._clear_history()
         self.input = None
         names = [layer.name for layer in info.layers]
@@ -287,6 +290,7 @@ class Workbench(QObject):
             current = CurrentInput(sample.model_input, sample.label, f"example {sample.index}")
         else:
             capture = result
+        self._view_current = True
         self.stale.emit("view", False)
         self.capture_ready.emit(capture, current)
 
@@ -295,7 +299,9 @@ class Workbench(QObject):
         self.report_error(error)
 
     def _on_view_cancel(self) -> None:
-        self.stale.emit("view", False)
+        # Views still showing the previous model's or data's input stay tinted: they
+        # are not what is open now (issue #10, Cancel right after opening data).
+        self.stale.emit("view", not self._view_current)
 
     def _on_evaluated(self, result) -> None:
         self.stale.emit("accuracy", False)
