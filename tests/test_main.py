@@ -110,3 +110,17 @@ def test_quit_mid_job_exits_zero(tmp_path):
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_a_file_that_asks_a_question_shows_it_on_the_command_line(tmp_path):
+    """An ONNX model of another input size asks how its images are scaled: with
+    --screenshot the question is the outcome, printed and drawn in the window."""
+    from tests.core.mnist_like import make
+
+    model = tmp_path / "mnist28.onnx"
+    make(model, steps=5)
+    out = tmp_path / "question.png"
+    proc = _run(str(model), "--screenshot", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "how should their values be scaled" in proc.stdout
+    assert out.stat().st_size > 20_000
