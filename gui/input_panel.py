@@ -149,6 +149,7 @@ class InputPanel(QWidget):
                 label.setToolTip(captions[i])
             else:
                 label.clear()
+            label.setVisible(i < len(images))  # an empty one would only take room
 
     @Slot(int)
     def _on_strip_row(self, row: int) -> None:

@@ -112,7 +112,7 @@ class MainWindow(QMainWindow):
         right.addWidget(self.accuracy_panel)
         right.addWidget(self.ablation_panel)
         self.side_dock = self._dock("Ablation and accuracy", right,
-                                    Qt.DockWidgetArea.RightDockWidgetArea, 330)
+                                    Qt.DockWidgetArea.RightDockWidgetArea, 300)
         self.statusBar().addPermanentWidget(self.status_panel, 1)
         self.model_box = QComboBox()
         for entry in session.available_models():
@@ -198,6 +198,9 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_model_opened(self, info) -> None:
         self.setWindowTitle(f"Mechscope — {info.title}")
+        # A model from a file is none of the built-in ones: say which it is instead of
+        # leaving the box blank.
+        self.model_box.setPlaceholderText(info.title)
         self.model_box.setCurrentIndex(self.model_box.findData(info.name))
         self.model_tree.show_model(info.name, info.title, info.layers, info.n_params)
         self.model_tree.select(self.workbench.layer)

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (QAbstractItemView, QLabel, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -16,7 +17,7 @@ from core.analysis.attention import HeadScores
 from gui.views.channel_grid import OFF_PEN, PLAIN_PEN, SELECTED_PEN, TOGGLE_MODIFIERS
 from gui.views.imaging import ValueImageItem
 from gui.views.importance_view import ImportanceChartView
-from gui.views.labels import Caption, ElidedLabel, TokenAxis, tile_plot
+from gui.views.labels import Caption, ElidedLabel, TokenAxis, tile_plot, titled
 
 CMAP = "inferno"
 SCORE_COLUMNS = ("head", "prev. token", "induction", "first token", "acc. if off")
@@ -59,6 +60,10 @@ class AttentionView(QWidget):
         self.title = ElidedLabel("")
         self.title.setStyleSheet("font-weight: bold;")
         self.grid = pg.GraphicsLayoutWidget()
+        # Its title is a label above it: a plot's own title keeps the plot at least as
+        # wide as the text and the image slides out of view when the plot is narrow.
+        self.detail_title = ElidedLabel("")
+        self.detail_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.detail = pg.PlotWidget(axisItems={"left": TokenAxis("left", 8),
                                                "bottom": TokenAxis("bottom", 8)})
         self.detail.invertY(True)
@@ -95,7 +100,7 @@ class AttentionView(QWidget):
         side.setSizes([380, 460])
         top = QSplitter()
         top.addWidget(self.grid)
-        top.addWidget(self.detail)
+        top.addWidget(titled(self.detail_title, self.detail))
         top.setSizes([420, 420])
         body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(top)
@@ -143,7 +148,10 @@ class AttentionView(QWidget):
         self._cols = max(1, math.ceil(math.sqrt(n)))
         self.tiles, self._frames, self._titles, self._boxes = [], [], [], []
         for h in range(n):
-            plot = tile_plot(self.grid, h // self._cols, h % self._cols)
+            # Token labels along the grid's left and bottom edges: every tile has the
+            # same tokens, and small tiles need the room.
+            plot = tile_plot(self.grid, h // self._cols, h % self._cols,
+                             left=h % self._cols == 0, bottom=h + self._cols >= n)
             tile = ValueImageItem(h, self._on_tile_clicked, self._hover_handler(h))
             frame = pg.QtWidgets.QGraphicsRectItem()
             frame.setZValue(10)
@@ -161,15 +169,30 @@ class AttentionView(QWidget):
         for h, frame in enumerate(self._frames):
             off = h in self.ablated
             frame.setPen(OFF_PEN if off else SELECTED_PEN if h == self.selected else PLAIN_PEN)
-            text = f"H{h}"
-            if scores is not None and len(self._frames) <= 6:  # room for the scores
-                text += f" prev {scores[0][h]:.2f} · ind {scores[1][h]:.2f}"
-            self._titles[h].setText(text + (" OFF" if off else ""))
+            text = f"H{h}" + (" OFF" if off else "")
+            if scores is not None:  # the scores too, where the tile is wide enough
+                full = f"H{h} prev {scores[0][h]:.2f} · ind {scores[1][h]:.2f}" + \
+                    (" OFF" if off else "")
+                text = full if self._caption_fits(full) else text
+            self._titles[h].setText(text)
             if scores is not None:
                 self.tiles[h].setToolTip(f"head {h}: previous token {scores[0][h]:.2f}, "
                                          f"induction {scores[1][h]:.2f}, first token "
                                          f"{scores[2][h]:.2f}")
             self._titles[h].setColor("#ff6b63" if off else "#dddddd")
+
+    def _caption_fits(self, text: str) -> bool:
+        """A caption wider than its tile would widen the tile's plot past its cell (and
+        push the pattern out of sight), so long ones are used only where they fit."""
+        font = QFont()
+        font.setPointSize(8)
+        room = self.grid.width() / max(self._cols, 1) - 16
+        return QFontMetrics(font).horizontalAdvance(text) <= room
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        if self.tiles:
+            self._mark()
 
     def _show_detail(self) -> None:
         if not len(self.tiles):
@@ -181,7 +204,7 @@ class AttentionView(QWidget):
             self.detail.getAxis(axis).set_tokens(self.tokens)
         self.detail.getViewBox().enableAutoRange(enable=True)
         state = " (switched off)" if h in self.ablated else ""
-        self.detail.setTitle(f"{layer_of(self.site)} · head {h}{state}")
+        self.detail_title.setText(f"{layer_of(self.site)} · head {h}{state}")
 
     def _layer_scores(self):
         if self.scores is None or self.site not in self.scores.sites:

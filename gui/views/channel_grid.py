@@ -8,12 +8,12 @@ from typing import Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel,
                                QSplitter, QVBoxLayout, QWidget)
 
 from gui.views.imaging import CHOICES, ValueImageItem, colormap_for, levels_for
-from gui.views.labels import ElidedLabel
+from gui.views.labels import ElidedLabel, titled
 
 TOGGLE_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
                     | Qt.KeyboardModifier.MetaModifier)
@@ -38,8 +38,13 @@ def dead_note(n_dead: int, n_units: int, noun: str, n_examples: int, how: str) -
         return ""
     on = f"on the {n_examples} examples" if n_examples else "on any example"
     verb = "never fires" if n_dead == 1 else "never fire"
-    return (f"{n_dead} of {n_units} {noun} {verb} {on} ({how}): after the ReLU they are "
-            "always 0, so switching them off changes nothing.")
+    return f"{n_dead} of {n_units} {noun} {verb} {on} ({how}): switching them off changes nothing."
+
+
+#: The note's tooltip: why a unit that never fires cannot matter.
+DEAD_WHY = ("A unit that never fires is 0 after its activation function (the ReLU) on every "
+            "example, so the layers after it never see it: switching it off (to 0 or to "
+            "its mean) leaves every output as it was.")
 
 
 class ChannelGridView(QWidget):
@@ -85,8 +90,13 @@ class ChannelGridView(QWidget):
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.note.setStyleSheet(f"color: {DEAD_COLOUR}; font-size: 11px;")
+        self.note.setToolTip(DEAD_WHY)
         self.note.hide()
         self.grid = pg.GraphicsLayoutWidget()
+        # The enlarged tile's title is a label above it, not the plot's own title: that
+        # one keeps a narrow plot as wide as its text and pushes the tile out of view.
+        self.detail_title = ElidedLabel("")
+        self.detail_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.detail = pg.PlotWidget()
         self.detail.setAspectLocked(True)
         self.detail.invertY(True)
@@ -94,7 +104,7 @@ class ChannelGridView(QWidget):
         self.detail.addItem(self.detail_image)
         split = QSplitter()
         split.addWidget(self.grid)
-        split.addWidget(self.detail)
+        split.addWidget(titled(self.detail_title, self.detail))
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([600, 340])
@@ -152,11 +162,14 @@ class ChannelGridView(QWidget):
         # Near-square cells for the grid's current shape, so tiles are not letterboxed.
         aspect = max(self.grid.width(), 1) / max(self.grid.height(), 1)
         cols = max(1, min(n, math.ceil(math.sqrt(n * aspect))))
+        font = QFont()
+        font.setPointSize(8)  # small labels leave most of a small tile visible
         for unit in range(n):
             box = self.grid.addViewBox(row=unit // cols, col=unit % cols, lockAspect=True,
                                        invertY=True, enableMouse=False, enableMenu=False)
             tile = ValueImageItem(unit, self._on_tile_clicked, self._hover_handler(unit))
             label = pg.TextItem(str(unit), color="#ddd", anchor=(0, 0), fill=(0, 0, 0, 160))
+            label.setFont(font)
             frame = QGraphicsRectItem()
             frame.setZValue(10)
             hatch = QGraphicsRectItem()
@@ -243,7 +256,7 @@ class ChannelGridView(QWidget):
         self.detail.getViewBox().enableAutoRange(enable=True)
         state = (f" ({off_word(self.modes.get(unit, 'zero'))})" if unit in self.ablated
                  else " (never fires)" if unit in self.dead else "")
-        self.detail.setTitle(f"channel {unit}{state}: {img.min():.3g} … {img.max():.3g}")
+        self.detail_title.setText(f"channel {unit}{state}: {img.min():.3g} … {img.max():.3g}")
 
     def select_unit(self, unit: int) -> None:
         self.selected = unit

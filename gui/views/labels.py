@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QFont, QFontMetrics, QResizeEvent
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 #: Widest a token label may be before it is shortened (word pieces can be long).
 TOKEN_CHARS = 8
@@ -125,10 +125,15 @@ class Caption:
         return self.plot.titleLabel.sceneBoundingRect()
 
 
-def tile_plot(grid: pg.GraphicsLayoutWidget, row: int, col: int) -> pg.PlotItem:
-    """One head's small plot: square cells, tokens on both axes, no mouse panning."""
+def tile_plot(grid: pg.GraphicsLayoutWidget, row: int, col: int, left: bool = True,
+              bottom: bool = True) -> pg.PlotItem:
+    """One head's small plot: square cells, no mouse panning, tokens on the ``left``
+    and ``bottom`` axes where asked (tiles in a grid share them along its edges, so
+    small tiles keep their room)."""
     plot = grid.addPlot(row=row, col=col, axisItems={"left": TokenAxis("left", 6),
                                                      "bottom": TokenAxis("bottom", 6)})
+    plot.showAxis("left", left)
+    plot.showAxis("bottom", bottom)
     plot.setMenuEnabled(False)
     plot.setMouseEnabled(False, False)
     plot.hideButtons()
@@ -137,3 +142,14 @@ def tile_plot(grid: pg.GraphicsLayoutWidget, row: int, col: int) -> pg.PlotItem:
     box.invertY(True)
     box.disableAutoRange()
     return plot
+
+
+def titled(title: QLabel, body: QWidget) -> QWidget:
+    """``body`` under its ``title`` label, with no margins."""
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(2)
+    layout.addWidget(title)
+    layout.addWidget(body, 1)
+    return box

@@ -10,7 +10,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from gui.views.channel_grid import DEAD_BRUSH, DEAD_COLOUR, TOGGLE_MODIFIERS, dead_note
+from gui.views.channel_grid import (DEAD_BRUSH, DEAD_COLOUR, DEAD_WHY, TOGGLE_MODIFIERS,
+                                    dead_note)
 from gui.views.labels import ElidedLabel
 
 ON_BRUSH = pg.mkBrush("#4c9be8")
@@ -39,6 +40,7 @@ class NeuronView(QWidget):
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.note.setStyleSheet(f"color: {DEAD_COLOUR}; font-size: 11px;")
+        self.note.setToolTip(DEAD_WHY)
         self.note.hide()
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)

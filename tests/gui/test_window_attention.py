@@ -65,8 +65,13 @@ def test_tiles_and_the_enlarged_head_label_25_tokens_legibly(qtbot, twindow, siz
     twindow.resize(*size)
     _type(qtbot, twindow, LONG)
     assert len(view.tokens) == 25
-    for plot in view._boxes:
-        for side in ("left", "bottom"):
+    cols = max(1, round(len(view.tiles) ** 0.5))
+    for h, plot in enumerate(view._boxes):
+        # Each row of tiles has token labels on its left, each column at its bottom.
+        shown = {side for side in ("left", "bottom") if plot.getAxis(side).isVisible()}
+        assert ("left" in shown) == (h % cols == 0), h
+        assert ("bottom" in shown) == (h + cols >= len(view.tiles)), h
+        for side in shown:
             axis = plot.getAxis(side)
             assert [t for _, t in axis._tickLevels[0]] == view.tokens
             _assert_legible(axis, view.tokens, share)
