@@ -10,6 +10,7 @@ from PySide6.QtCore import QSize, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from core.analysis.evaluate import EvalResult
+from gui.views.labels import TokenAxis
 
 
 class AccuracyPanel(QWidget):
@@ -31,7 +32,9 @@ class AccuracyPanel(QWidget):
         self.warning = QLabel("")
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet("color: #e0a030;")
-        self.plot = pg.PlotWidget()
+        # Group names at bar centres, thinned to the ones that fit (40 sentences too).
+        self.groups_axis = TokenAxis("bottom", 8)
+        self.plot = pg.PlotWidget(axisItems={"bottom": self.groups_axis})
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
         self.plot.setYRange(0, 1, padding=0.02)
@@ -70,15 +73,15 @@ class AccuracyPanel(QWidget):
                                if result.resumed_from else "")
         self.warning.setText(self._warning(result))
         self.warning.setVisible(bool(self.warning.text()))
-        x = np.arange(len(result.group_names))
+        x = np.arange(len(result.group_names)) + 0.5  # group i is centred in cell i
         self.base.setOpts(x=x - 0.2, height=np.nan_to_num(result.baseline_per_group),
                           width=0.38)
         colours = ["#e0443e" if n < b - 1e-9 else "#4c9be8"
                    for n, b in zip(result.per_group, result.baseline_per_group)]
         self.now.setOpts(x=x + 0.2, height=np.nan_to_num(result.per_group), width=0.38,
                          brushes=colours)
-        step = max(1, len(x) // 15)  # keep labels legible when there are many groups
-        self.plot.getAxis("bottom").setTicks([list(zip(x[::step], result.group_names[::step]))])
+        self.groups_axis.set_tokens(result.group_names)
+        self.plot.setXRange(0, max(len(x), 1), padding=0.02)
         self.plot.setLabel("left", "similarity" if result.metric == "cosine" else "accuracy")
         self.plot.setLabel("bottom", result.group_label)
         self.set_stale(False)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QPus
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from core.analysis.evaluate import EvalResult
+from gui.ablation_panel import short_label
 
 COLUMNS = ("#", "model", "what was removed or changed", "score", "Δ vs intact", "loss",
            "dataset")
@@ -76,9 +77,11 @@ class ExperimentsPanel(QWidget):
             self._intact.add((model, dataset))
         self._last = key
         what = "; ".join(a.label() for a in result.ablations) or INTACT
+        # The table shows unit runs folded ("conv2:0–31"); the CSV keeps every unit.
+        shown = "; ".join(short_label(a) for a in result.ablations) or INTACT
         accuracy = result.metric == "accuracy"
         delta = f"{100 * result.delta:+.1f}" if accuracy else f"{result.delta:+.3f}"
-        row = (str(len(self.rows) + 1), model, what, _score(result, result.score), delta,
+        row = (str(len(self.rows) + 1), model, shown, _score(result, result.score), delta,
                f"{result.loss:.3f}", dataset)
         scale = 100 if accuracy else 1
         self.values.append((len(self.rows) + 1, model, what,

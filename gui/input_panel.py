@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QListView,
                                QListWidget, QListWidgetItem, QPushButton, QScrollArea, QSpinBox,
@@ -100,7 +100,7 @@ class InputPanel(QWidget):
         self.strip.currentRowChanged.connect(self._on_strip_row)
         self.index.valueChanged.connect(self._on_index)
         self.open_button.clicked.connect(self.choose_file)
-        self.draw_button.toggled.connect(self.draw.setVisible)
+        self.draw_button.toggled.connect(self._on_draw_toggled)
         self.draw.drawn.connect(self.drawing_made)
 
     def show_examples(self, images: np.ndarray, labels: np.ndarray,
@@ -159,6 +159,15 @@ class InputPanel(QWidget):
     @Slot(int)
     def _on_index(self, value: int) -> None:
         self.sample_requested.emit(value)
+
+    @Slot(bool)
+    def _on_draw_toggled(self, on: bool) -> None:
+        self.draw.setVisible(on)
+        if on:  # in a narrow window the canvas may lie beyond the visible part: show it
+            QTimer.singleShot(0, self, self._show_canvas)
+
+    def _show_canvas(self) -> None:
+        self.scroll_area.ensureWidgetVisible(self.draw)
 
     @Slot()
     def choose_file(self) -> None:

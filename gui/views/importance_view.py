@@ -59,6 +59,8 @@ class ImportanceChartView(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
         self.plot.setLabel("left", WORDS["accuracy"][0])
+        # Plain numbers: "similarity lost (x0.001)" reads as a different unit.
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMinimumHeight(80)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#8a8a8a")
         self.plot.addItem(self.bars)

@@ -112,11 +112,20 @@ class Caption:
 
     def setText(self, text: str) -> None:  # noqa: N802 (like pg.TextItem's)
         self.text = text
-        self.plot.setTitle(text, color=self.colour, size="8pt")
+        self._show()
 
     def setColor(self, colour: str) -> None:  # noqa: N802 (like pg.TextItem's)
         self.colour = colour
-        self.plot.setTitle(self.text, color=colour, size="8pt")
+        self._show()
+
+    def _show(self) -> None:
+        self.plot.setTitle(self.text, color=self.colour, size="8pt")
+        # pyqtgraph reserves 30 px for a title: most of a small tile. One 8-pt line.
+        font = QFont()
+        font.setPointSize(8)
+        height = QFontMetrics(font).height() + 4
+        self.plot.titleLabel.setMaximumHeight(height)
+        self.plot.layout.setRowFixedHeight(0, height)
 
     def toPlainText(self) -> str:  # noqa: N802 (like pg.TextItem's)
         return self.text
