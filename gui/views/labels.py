@@ -74,6 +74,14 @@ class TokenAxis(pg.AxisItem):
     def set_tokens(self, tokens: Sequence[str]) -> None:
         self.tokens = [short_token(str(t)) for t in tokens]
         self.setTicks([[(i + 0.5, t) for i, t in enumerate(self.tokens)]])
+        # Make room for the labels now: pyqtgraph grows an axis only after drawing text
+        # that did not fit, so the first picture (a screenshot, an export) lacked them.
+        metrics = self._metrics()
+        if self.orientation in ("left", "right"):
+            size = max((metrics.horizontalAdvance(t) for t in self.tokens), default=0)
+        else:
+            size = metrics.height() if self.tokens else 0
+        self._updateMaxTextSize(int(size))
 
     def step(self) -> int:
         """Show every ``step()``-th label: the smallest step whose labels do not touch."""

@@ -1,7 +1,7 @@
 """Units that never fire are marked in the views and explained in the accuracy panel;
 the hover read-out never outlives the capture it described (issue #12)."""
 
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPoint, QPointF
 
 from core.ablation import Ablation
 
@@ -16,9 +16,16 @@ def _hover_tile(qtbot, grid, unit: int) -> None:
     def view_pos():
         return grid.grid.mapFromScene(tile.mapToScene(tile.boundingRect().center()))
 
-    qtbot.waitUntil(lambda: tile in grid.grid.items(view_pos()), timeout=WAIT)
-    qtbot.mouseMove(grid.grid.viewport(), view_pos())
-    qtbot.waitUntil(lambda: f"channel {unit}" in grid.hover.text(), timeout=WAIT)
+    def hover() -> bool:
+        # The graphics layout settles on a later event-loop turn: move onto the tile
+        # afresh each try, once it is really under the point.
+        if tile not in grid.grid.items(view_pos()):
+            return False
+        qtbot.mouseMove(grid.grid.viewport(), view_pos() + QPoint(0, 2))
+        qtbot.mouseMove(grid.grid.viewport(), view_pos())
+        return f"channel {unit}" in grid.hover.text()
+
+    qtbot.waitUntil(hover, timeout=WAIT)
 
 
 def test_conv1_channels_that_never_fire_are_hatched_with_a_legend(qtbot, make_window):
@@ -46,9 +53,15 @@ def test_fc1_neurons_that_never_fire_are_marked_and_named_on_hover(qtbot, make_w
     assert sorted(view.dead_bands.opts["x"]) == sorted(view.dead)
     unit = min(view.dead)
     vb = view.plot.getPlotItem().vb
-    pos = view.plot.mapFromScene(vb.mapViewToScene(QPointF(unit, 0.0)))
-    qtbot.mouseMove(view.plot.viewport(), pos)
-    qtbot.waitUntil(lambda: f"neuron {unit}" in view.hover.text(), timeout=WAIT)
+
+    def hover_bar() -> bool:
+        # Where the bar is once the layout has settled; moved onto afresh each try.
+        pos = view.plot.mapFromScene(vb.mapViewToScene(QPointF(unit, 0.0)))
+        qtbot.mouseMove(view.plot.viewport(), pos + QPoint(0, 3))
+        qtbot.mouseMove(view.plot.viewport(), pos)
+        return f"neuron {unit}" in view.hover.text()
+
+    qtbot.waitUntil(hover_bar, timeout=WAIT)
     assert "never fires" in view.hover.text()
 
 
