@@ -26,9 +26,13 @@ def test_accuracy_detail_says_what_it_is_scored_on_without_jargon(qtbot, make_wi
     text = panel.detail.text()
     assert "held-out" not in text and "re-ran" not in text  # … and is not read out
     assert str(panel.result.n) in text
+    result = panel.result
+    # The window names the data when a model opens; the next result reads it out.
     panel.set_dataset("my_digits.csv", builtin=False)
+    panel.show_result(result)
     assert "your data (my_digits.csv)" in panel.detail.text()
     panel.set_dataset("digits (eval)", builtin=True)
+    panel.show_result(result)
     assert "built-in test set" in panel.detail.text()
 
 
