@@ -75,7 +75,9 @@ class ModelTreePanel(QWidget):
                                             str(info.n_units),
                                             f"{info.n_params:,}" if info.n_params else "–"])
             item.setData(0, Qt.ItemDataRole.UserRole, info.name)
-            item.setToolTip(0, f"{info.name} · {info.kind} · output {_shape(info.output_shape)} per input · "
+            # The whole row in words: a narrow dock hides the Type and Units columns.
+            item.setToolTip(0, f"{info.name} · {info.kind} · output "
+                               f"{_shape(info.output_shape)} per input · "
                                f"{info.n_units} {info.unit_name}s")
             self._items[info.name] = item
         self.tree.expandAll()
