@@ -58,10 +58,13 @@ class AccuracyPanel(QWidget):
 
     def set_dataset(self, name: str, builtin: bool) -> None:
         """Name what the answers are scored on: the built-in test set or the user's own
-        data (their file name), instead of a generic "answers"."""
+        data (their file name), instead of a generic "answers". Another model or data
+        makes the last result meaningless: it is dropped, so a cancelled evaluation
+        never shows the previous data's accuracy as this one's (issue #10)."""
         self.dataset, self.builtin = name, builtin
-        if self.result is not None:
-            self.detail.setText(self._detail(self.result))
+        self.result = None
+        self.headline.setText(f"Not evaluated yet on {name}")
+        self.warning.setText("")
 
     def show_result(self, result: EvalResult) -> None:
         self.result = result
@@ -130,7 +133,9 @@ class AccuracyPanel(QWidget):
 
     def show_cancelled(self) -> None:
         self.set_stale(False)
-        self.detail.setText("Evaluation cancelled — showing the last finished result.")
+        self.detail.setText(
+            "Evaluation cancelled — showing the last finished result." if self.result else
+            "Evaluation cancelled: switch a unit off or on (or Reset) to evaluate again.")
 
     def set_stale(self, stale: bool) -> None:
         self.plot.setBackground("#2a2a3a" if stale else "k")

@@ -205,6 +205,9 @@ class MainWindow(QMainWindow):
         self.model_tree.show_model(info.name, info.title, info.layers, info.n_params)
         self.model_tree.select(self.workbench.layer)
         self.file_menu.open_action.setEnabled(not info.kind.reads_text)
+        builtin = info.dataset_source == "built-in"
+        self.accuracy_panel.set_dataset(info.dataset_name if builtin else info.dataset_source,
+                                        builtin)
         where = ("built-in held-out" if info.dataset_source == "built-in"
                  else f"examples of your data ({info.dataset_source}):")
         self.status_panel.info.setText(
@@ -228,7 +231,8 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_evaluation_ready(self, result) -> None:
         if self.workbench.info is not None:
-            self.experiments_panel.record(self.workbench.info.name, result)
+            info = self.workbench.info
+            self.experiments_panel.record(info.name, result, info.dataset_name)
 
     @Slot(object)
     def _on_importance_ready(self, sweeps) -> None:

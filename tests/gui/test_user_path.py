@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -184,3 +184,30 @@ def test_cancel_then_carry_on(qtbot, window):
     with qtbot.waitSignal(window.accuracy_panel.updated, timeout=WAIT):
         wb.toggle_unit("conv2", 4)
     assert window.accuracy_panel.result.ablations[0].units == (3, 4)
+
+
+def test_cancel_right_after_new_data_shows_nothing_stale(qtbot, window, tmp_path):
+    """Cancel as soon as your data is installed: the panel must not show the previous
+    data's accuracy as this data's, and the views stay tinted (issue #10)."""
+    wb = window.workbench
+    cancelled = []
+    wb.evaluation_cancelled.connect(lambda: cancelled.append(True))
+    opened = []
+    wb.model_opened.connect(opened.append)
+
+    def cancel_the_first_evaluation(what, stale):
+        if opened and what == "accuracy" and stale and not cancelled:
+            # Once the job is submitted (just after this signal), as a user's click is.
+            QTimer.singleShot(0, window.status_panel.cancel.click)
+    wb.stale.connect(cancel_the_first_evaluation)
+    digits = load_digits("eval")
+    pick = np.arange(20_000) % len(digits)  # big enough that its evaluation takes a while
+    np.savez(tmp_path / "mine.npz", x=np.asarray(digits.inputs)[pick],
+             y=np.asarray(digits.labels)[pick])
+    with qtbot.waitSignal(wb.model_opened, timeout=WAIT):
+        wb.open_file(str(tmp_path / "mine.npz"))
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=WAIT)
+    assert cancelled
+    assert window.accuracy_panel.result is None
+    assert "mine.npz" in window.accuracy_panel.headline.text()
+    assert "cancelled" in window.accuracy_panel.detail.text().lower()
