@@ -108,9 +108,11 @@ app = QApplication([])
 configure_pyqtgraph()
 w = MainWindow(remote)
 w.show()
-gaps, last = [], [time.perf_counter()]
+gaps, last, step_of = [], [time.perf_counter()], [0]
+per_step = {{}}
 def tick():
     now = time.perf_counter(); gaps.append(now - last[0]); last[0] = now
+    per_step[step_of[0]] = max(per_step.get(step_of[0], 0), gaps[-1])
 t = QTimer(); t.timeout.connect(tick); t.start(5)
 wb = w.workbench
 steps = [lambda: wb.open_model("digits_cnn"), lambda: wb.open_file({str(data)!r}),
@@ -119,7 +121,9 @@ steps = [lambda: wb.open_model("digits_cnn"), lambda: wb.open_file({str(data)!r}
 def advance(busy=False):
     if busy or w.worker.busy: return
     if not steps:
+        print("per step", {{k: round(v * 1000) for k, v in per_step.items()}}, file=sys.stderr)
         gaps.pop(0); print(max(gaps[5:])); w.close(); app.quit(); return
+    step_of[0] += 1
     steps.pop(0)()
 w.worker.busy_changed.connect(lambda b: QTimer.singleShot(0, lambda: advance(b)))
 QTimer.singleShot(0, advance)
@@ -128,6 +132,8 @@ remote.close()
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
+    steps = [line for line in out.stderr.splitlines() if line.startswith("per step")]
+    print("  " + (steps[-1] if steps else out.stderr[-500:]))
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -137,7 +143,8 @@ def quit_mid_job(data: Path, home: Path) -> tuple[int, float]:
     proc = subprocess.Popen([sys.executable, "main.py", str(data)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = home / "data" / "Mechscope" / "mechscope.log"
-    while not (log.exists() and "big.npz" in log.read_text()):
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "ready" in log.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
     start = time.perf_counter()
@@ -147,13 +154,15 @@ def quit_mid_job(data: Path, home: Path) -> tuple[int, float]:
 
 
 def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants."""
+    """Proportional resident bytes (PSS) of ``pid`` and all its descendants: a forked
+    sandbox shares its parent's pages, which plain RSS would count twice."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/statm") as f:
-                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                total += next(int(line.split()[1]) * 1024 for line in f
+                              if line.startswith("Pss:"))
             with open(f"/proc/{p}/task/{p}/children") as f:
                 todo += [int(c) for c in f.read().split()]
         except OSError:
@@ -174,7 +183,7 @@ def memory_cases(remote: RemoteSession, folder: Path) -> list[tuple[str, float, 
     data_corpus.build_data(data_dir)
     data_corpus.build_images(data_dir)
     cases = [folder / n for n in files] + [
-        data_dir / n for n in ("huge_header.npz", "needle.png", "long_field.csv")
+        data_dir / n for n in ("huge_claim.npz", "needle.png", "huge.png", "long_field.csv")
         if (data_dir / n).exists()]
     idle = _tree_rss(remote.pid)
     rows = []
