@@ -66,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         ablations = tuple(ablation.parse(text, args.mode) for text in args.ablate)
     except ValueError as exc:
         parser.error(str(exc))
+    # A scripted run on a machine with no display (a server, CI) draws offscreen
+    # instead of aborting on the missing xcb display (found by a newcomer, issue #12).
+    import os
+
+    headless = sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if headless and (args.screenshot or args.smoke_test or args.timing):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     # Before Qt loads: the compute process imports torch meanwhile (issue #4).
     from core.remote import RemoteSession
     from core.session import Session

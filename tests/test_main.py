@@ -124,3 +124,15 @@ def test_a_file_that_asks_a_question_shows_it_on_the_command_line(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "how should their values be scaled" in proc.stdout
     assert out.stat().st_size > 20_000
+
+
+def test_a_screenshot_needs_no_display(tmp_path):
+    """The README's --screenshot examples on a machine with no display at all."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+    out = tmp_path / "headless.png"
+    proc = subprocess.run([sys.executable, "main.py", "--layer", "conv2", "--screenshot",
+                           str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 20_000
