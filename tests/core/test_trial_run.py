@@ -19,6 +19,7 @@ from core.adapters.trial import trial_run
 from core.datasets import load_digits
 from core.errors import ModelLoadError
 from core.zoo.loading import open_zoo
+from tests.hostile import onnx_traps
 
 
 @pytest.fixture(scope="module")
@@ -42,30 +43,11 @@ def _save(path, nodes, inits, out="out"):
 
 
 def _endless_loop(path):
-    nodes, inits = [], []
-    _linear_head(nodes, inits)
-    inits += [h.make_tensor("trips", T.INT64, [], [2 ** 62]),
-              h.make_tensor("go", T.BOOL, [], [True])]
-    body = h.make_graph(
-        [h.make_node("Identity", ["cond_in"], ["cond_out"]),
-         h.make_node("Identity", ["v_in"], ["v_out"])], "body",
-        [h.make_tensor_value_info("i", T.INT64, []),
-         h.make_tensor_value_info("cond_in", T.BOOL, []),
-         h.make_tensor_value_info("v_in", T.FLOAT, None)],
-        [h.make_tensor_value_info("cond_out", T.BOOL, []),
-         h.make_tensor_value_info("v_out", T.FLOAT, None)])
-    nodes.append(h.make_node("Loop", ["trips", "go", "y"], ["out"], body=body, name="/loop/Loop"))
-    return _save(path, nodes, inits)
+    return str(onnx_traps.endless_loop(path))
 
 
 def _huge_constant(path):
-    nodes, inits = [], []
-    _linear_head(nodes, inits)
-    inits.append(h.make_tensor("shape", T.INT64, [1], [2 ** 34]))  # 2**34 floats: 64 GiB
-    nodes += [h.make_node("ConstantOfShape", ["shape"], ["big"], name="/big/ConstantOfShape"),
-              h.make_node("ReduceSum", ["big"], ["total"], keepdims=0, name="/big/ReduceSum"),
-              h.make_node("Add", ["y", "total"], ["out"], name="/out/Add")]
-    return _save(path, nodes, inits)
+    return str(onnx_traps.huge_constant(path))
 
 
 def test_an_endless_loop_is_refused_within_the_time_limit(tmp_path, two):
