@@ -99,12 +99,6 @@ class Workbench(QObject):
         self._refresh_view(need_layer=False)
 
     @Slot(str)
-    def open_image(self, path: str) -> None:
-        self.worker.submit("image", self.session.load_image, path,
-                           on_done=partial(self._on_image, path),
-                           on_error=partial(self._on_file_failed, path))
-
-    @Slot(str)
     def open_text(self, text: str) -> None:
         self.worker.submit("text", self.session.encode_text, text,
                            on_done=partial(self._on_text, text), on_error=self.report_error)
@@ -138,12 +132,6 @@ class Workbench(QObject):
         line: one route, decided in the core by what the path holds."""
         self.worker.submit("model", self.session.open_file, path,
                            on_done=self._on_opened_file,
-                           on_error=partial(self._on_file_failed, path))
-
-    @Slot(str)
-    def use_dataset(self, path: str) -> None:
-        self.worker.submit("model", self.session.use_dataset, path,
-                           on_done=partial(self._on_file_model, path),
                            on_error=partial(self._on_file_failed, path))
 
     @Slot(object)

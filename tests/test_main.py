@@ -14,6 +14,23 @@ def _run(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _screenshot(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run main.py with ``args`` and ``--screenshot``; the run succeeded and drew a real,
+    non-blank window."""
+    out = tmp_path / "shot.png"
+    proc = _run(*args, "--screenshot", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out.stat().st_size > 20_000
+    return proc
+
+
+def _isolated(tmp_path: Path) -> dict:
+    """An environment whose settings and log live in ``tmp_path``."""
+    return dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path),
+                XDG_CONFIG_HOME=str(tmp_path / "config"),
+                XDG_DATA_HOME=str(tmp_path / "data"))
+
+
 def test_smoke_test_exits_zero():
     proc = _run("--smoke-test")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -40,8 +57,7 @@ def test_sigterm_closes_the_window_normally(tmp_path):
     import signal
     import time
 
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path),
-               XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
+    env = _isolated(tmp_path)
     proc = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = tmp_path / "data" / "Mechscope" / "mechscope.log"
@@ -70,20 +86,13 @@ def test_a_file_on_the_command_line_opens_as_file_open_would(tmp_path):
     """``python main.py FILE --screenshot`` waits for the outcome and saves the window."""
     image = tmp_path / "digit.png"
     _digit_png(image)
-    out = tmp_path / "image.png"
-    proc = _run(str(image), "--screenshot", str(out))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert out.stat().st_size > 20_000
+    _screenshot(tmp_path, str(image))
 
 
 def test_a_bad_file_on_the_command_line_shows_its_message(tmp_path):
     page = tmp_path / "model.pt"
     page.write_text("<!doctype html><html>sign in</html>")
-    out = tmp_path / "message.png"
-    proc = _run(str(page), "--screenshot", str(out))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "web page" in proc.stdout
-    assert out.stat().st_size > 20_000
+    assert "web page" in _screenshot(tmp_path, str(page)).stdout
 
 
 def test_quit_mid_job_exits_zero(tmp_path):
@@ -97,8 +106,7 @@ def test_quit_mid_job_exits_zero(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(data, x=rng.random((60_000, 1, 16, 16), dtype=np.float32),
              y=rng.integers(0, 10, 60_000))
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path),
-               XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
+    env = _isolated(tmp_path)
     proc = subprocess.Popen([sys.executable, "main.py", str(data)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = tmp_path / "data" / "Mechscope" / "mechscope.log"
@@ -119,11 +127,7 @@ def test_a_file_that_asks_a_question_shows_it_on_the_command_line(tmp_path):
 
     model = tmp_path / "mnist28.onnx"
     make(model, steps=5)
-    out = tmp_path / "question.png"
-    proc = _run(str(model), "--screenshot", str(out))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "how should their values be scaled" in proc.stdout
-    assert out.stat().st_size > 20_000
+    assert "how should their values be scaled" in _screenshot(tmp_path, str(model)).stdout
 
 
 def test_a_screenshot_needs_no_display(tmp_path):

@@ -1,5 +1,6 @@
 import pytest
 
+from core.remote import RemoteSession
 from core.session import Session
 
 
@@ -19,3 +20,13 @@ def adapter(session):
 @pytest.fixture(scope="session")
 def dataset(session):
     return session.dataset
+
+
+@pytest.fixture(scope="module")
+def remote():
+    """The compute process users get, with the shipped CNN open; ended after the module."""
+    r = RemoteSession()
+    r.open_model("digits_cnn")
+    yield r
+    r.close()
+    assert not r._child.process.is_alive()

@@ -10,19 +10,10 @@ import pytest
 from core.ablation import Ablation
 from core.errors import MechscopeError
 from core.files.checkpoints import NeedsTrust
-from core.remote import RemoteSession
 from tests.hostile.onnx_traps import endless_loop, huge_constant
 from tests.hostile import data_corpus
 from tests.hostile.corpus import MARKER, OK, TRUST, build
 from tests.hostile.messages import assert_readable
-
-
-@pytest.fixture(scope="module")
-def remote():
-    r = RemoteSession()
-    r.open_model("digits_cnn")
-    yield r
-    r.close()
 
 
 def _hostile(tmp_path_factory) -> list[tuple[str, str]]:

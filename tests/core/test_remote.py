@@ -6,16 +6,6 @@ import pytest
 from core.ablation import Ablation
 from core.errors import Cancelled, InputError
 from core.jobs import CancelToken
-from core.remote import RemoteSession
-
-
-@pytest.fixture(scope="module")
-def remote():
-    r = RemoteSession()
-    r.open_model("digits_cnn")
-    yield r
-    r.close()
-    assert not r._child.process.is_alive()
 
 
 def test_same_answers_as_the_local_session(remote, session):

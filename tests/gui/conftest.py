@@ -3,6 +3,8 @@ process (:class:`core.remote.RemoteSession`), started once for the whole run —
 path users take (issue #10). ``--in-process`` behaviour is covered by core tests."""
 
 import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from core.remote import RemoteSession
@@ -53,3 +55,24 @@ def make_window(qtbot, compute):
     QApplication.processEvents()
     survivors = [w for w in QApplication.topLevelWidgets() if w.isVisible()]
     assert not survivors, f"top-level widgets survived: {survivors}"
+
+
+@pytest.fixture
+def twindow(qtbot, make_window):
+    """The induction transformer on block1.attn, with its head scores drawn."""
+    window = make_window("induction_transformer", layer="block1.attn")
+    qtbot.waitUntil(lambda: window.attention_view.scores is not None, timeout=LOAD_TIMEOUT_MS)
+    return window
+
+
+def drop_file(window, path) -> None:
+    """Drop ``path`` on ``window`` as the window system does: the drag enters (and must
+    be accepted), then drops."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(QPoint(100, 100), *args)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    QApplication.sendEvent(window, QDropEvent(QPointF(100, 100), *args))

@@ -9,13 +9,6 @@ from core.ablation import Ablation
 WAIT = 30_000
 
 
-@pytest.fixture
-def twindow(qtbot, make_window):
-    window = make_window("induction_transformer", layer="block1.attn")
-    qtbot.waitUntil(lambda: window.attention_view.scores is not None, timeout=WAIT)
-    return window
-
-
 def _type(qtbot, window, text):
     panel = window.token_panel
     panel.edit.setText(text)

@@ -3,13 +3,12 @@
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QPoint, Qt
 
 from core.zoo import digits_cnn
 from gui.main_window import MainWindow
 from gui.settings import AppSettings
+from tests.gui.conftest import drop_file
 from tests.hostile.corpus import _digits_state
 
 WAIT = 30_000
@@ -73,21 +72,10 @@ def test_accepting_trust_opens_and_is_remembered_by_hash(qtbot, window, files):
 
 
 def test_dropping_files_opens_images_and_models(qtbot, window, files):
-    def drop(path):
-        # As the window system does it: the drag enters (and is accepted), then drops.
-        mime = QMimeData()
-        mime.setUrls([QUrl.fromLocalFile(str(path))])
-        args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                Qt.KeyboardModifier.NoModifier)
-        enter = QDragEnterEvent(QPoint(100, 100), *args)
-        QApplication.sendEvent(window, enter)
-        assert enter.isAccepted()
-        QApplication.sendEvent(window, QDropEvent(QPointF(100, 100), *args))
-
     with qtbot.waitSignal(window.workbench.image_ready, timeout=WAIT):
-        drop(files / "one.png")
+        drop_file(window, files / "one.png")
     with qtbot.waitSignal(window.workbench.model_opened, timeout=WAIT):
-        drop(files / "weights.pt")
+        drop_file(window, files / "weights.pt")
     assert window.workbench.info.title.endswith("weights.pt")
 
 

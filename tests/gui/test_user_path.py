@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QTimer
 
 from core.api import api_methods
 from core.datasets import load_digits
 from core.zoo import digits_cnn
 from gui.main_window import MainWindow
 from gui.settings import AppSettings
+from tests.gui.conftest import drop_file
 from tests.hostile.corpus import _digits_state
 
 WAIT = 60_000
@@ -145,7 +144,7 @@ def test_every_route_is_the_same_open_file_call(qtbot, window, files):
         "menu: data": lambda: window.file_menu.data_chosen.emit(image),
         "recent files": lambda: window.file_menu.file_chosen.emit(image),
         "open image": lambda: window.input_panel.image_file_chosen.emit(image),
-        "drop": lambda: _drop(window, image),
+        "drop": lambda: drop_file(window, image),
     }
     for route, act in routes.items():
         spy.calls.clear()
@@ -154,17 +153,6 @@ def test_every_route_is_the_same_open_file_call(qtbot, window, files):
         qtbot.waitUntil(lambda: not window.worker.busy, timeout=WAIT)
         opening = [c for c in spy.calls if c[0] not in ("capture", "sample", "evaluate")]
         assert opening == [("open_file", image)], route
-
-
-def _drop(window, path):
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier)
-    enter = QDragEnterEvent(QPoint(100, 100), *args)
-    QApplication.sendEvent(window, enter)
-    assert enter.isAccepted()
-    QApplication.sendEvent(window, QDropEvent(QPointF(100, 100), *args))
 
 
 def test_a_lesson_steps_in_the_compute_process(qtbot, window):

@@ -13,13 +13,6 @@ WAIT = 60_000
 LONG = "KQBXDRMOCUPKQBXDRMOCUPKQ"  # 24 letters: 25 tokens with the start token
 
 
-@pytest.fixture
-def twindow(qtbot, make_window):
-    window = make_window("induction_transformer", layer="block1.attn")
-    qtbot.waitUntil(lambda: window.attention_view.scores is not None, timeout=WAIT)
-    return window
-
-
 def _type(qtbot, window, text):
     view = window.attention_view
     with qtbot.waitSignal(view.drawn, timeout=WAIT):
