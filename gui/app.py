@@ -91,8 +91,13 @@ def run(options: Options, session: Optional[SessionAPI] = None) -> int:
         window.workbench.model_opened.connect(_once(window, options.file))
     # Ctrl-C in the terminal, or a logout's SIGTERM, closes the window normally (settings
     # saved, compute process stopped) instead of killing the interpreter mid-flight.
-    signal.signal(signal.SIGINT, lambda *_: window.close())
-    signal.signal(signal.SIGTERM, lambda *_: window.close())
+    # Queued, not called: a signal that arrives before the event loop runs would close
+    # the window before app.exec() and leave the loop waiting forever.
+    def close_soon(*_args) -> None:
+        QTimer.singleShot(0, window.close)
+
+    signal.signal(signal.SIGINT, close_soon)
+    signal.signal(signal.SIGTERM, close_soon)
     keepalive = QTimer()
     keepalive.start(200)
     keepalive.timeout.connect(lambda: None)

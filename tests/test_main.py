@@ -61,9 +61,11 @@ def test_sigterm_closes_the_window_normally(tmp_path):
     proc = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = tmp_path / "data" / "Mechscope" / "mechscope.log"
+    # As early as the compute process says it is ready: the window may still be starting
+    # (a SIGTERM then used to close it before the event loop ran, which then never ended).
     deadline = time.monotonic() + 120
     while not (log.exists() and "ready" in log.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.2)  # polling a file another process writes; not a timing assertion
+        time.sleep(0.05)  # polling a file another process writes; not a timing assertion
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
