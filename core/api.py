@@ -26,6 +26,7 @@ from core.jobs import CancelToken
 from core.kinds import ModelKind
 from core.lessons.snapshot import Snapshot
 from core.model import HookReport, LayerInfo
+from core.unit_values import FeatureVis, LayerMap, ProbeReport, UnitPage
 from core.zoo import ZooEntry
 
 
@@ -124,20 +125,6 @@ class OpenedFile:
     image: Optional[ConvertedImage] = None
 
 
-@dataclass(frozen=True)
-class TopExamples:
-    """The evaluation examples on which one unit is most active.
-
-    ``indices`` (k,) int64 into the evaluation set, ``values`` (k,) float32: the
-    unit's largest activation on each (its maximum over positions), highest first.
-    """
-
-    site: str
-    unit: int
-    indices: np.ndarray
-    values: np.ndarray
-
-
 @runtime_checkable
 class SessionAPI(Protocol):
     """Everything the window may ask of the core. See the module docstring."""
@@ -202,9 +189,28 @@ class SessionAPI(Protocol):
         """Each head of every attention layer ablated alone."""
         ...
 
-    def unit_top_examples(self, site: str, unit: int, k: int = 9,
-                          token: Optional[CancelToken] = None) -> TopExamples:
-        """The ``k`` evaluation examples on which ``unit`` of ``site`` fires most."""
+    def unit_page(self, site: str, unit: int, k: int = 16,
+                  token: Optional[CancelToken] = None) -> UnitPage:
+        """What ``unit`` of ``site`` responds to across the evaluation set: its top-k and
+        bottom-k examples, histogram, mean per class, effect on the output, weights."""
+        ...
+
+    def unit_importance(self, site: str, mode: str = "zero",
+                        token: Optional[CancelToken] = None) -> Sweep:
+        """Every unit of ``site`` (channels, neurons, heads) switched off alone."""
+        ...
+
+    def probes(self, token: Optional[CancelToken] = None) -> tuple[ProbeReport, ...]:
+        """A linear probe per layer, trained and scored on held-out evaluation data."""
+        ...
+
+    def layer_map(self, site: str, token: Optional[CancelToken] = None) -> LayerMap:
+        """A 2-D projection (PCA) of ``site``'s activations over the evaluation set."""
+        ...
+
+    def feature_visualisation(self, site: str, unit: int, steps: int = 256,
+                              token: Optional[CancelToken] = None) -> FeatureVis:
+        """An input optimised to excite ``unit`` of ``site`` (image models)."""
         ...
 
     def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,

@@ -32,11 +32,12 @@ import numpy as np
 from core.ablation import Ablation
 from core.analysis.attention import HeadScores
 from core.analysis.evaluate import EvalResult, Sweep
-from core.api import Capture, ModelInfo, OpenedFile, Sample, SessionAPI, TopExamples
+from core.api import Capture, ModelInfo, OpenedFile, Sample, SessionAPI
 from core.errors import Cancelled, MechscopeError
 from core.files.images import ConvertedImage
 from core.jobs import CancelToken
 from core.lessons.snapshot import Snapshot
+from core.unit_values import FeatureVis, LayerMap, ProbeReport, UnitPage
 from core.zoo import ZOO, ZooEntry
 
 log = logging.getLogger(__name__)
@@ -248,9 +249,23 @@ class RemoteSession(SessionAPI):
                         token: Optional[CancelToken] = None) -> tuple[Sweep, ...]:
         return self._call("head_importance", (mode,), {}, token)
 
-    def unit_top_examples(self, site: str, unit: int, k: int = 9,
-                          token: Optional[CancelToken] = None) -> TopExamples:
-        return self._call("unit_top_examples", (site, unit, k), {}, token)
+    def unit_page(self, site: str, unit: int, k: int = 16,
+                  token: Optional[CancelToken] = None) -> UnitPage:
+        return self._call("unit_page", (site, unit, k), {}, token)
+
+    def unit_importance(self, site: str, mode: str = "zero",
+                        token: Optional[CancelToken] = None) -> Sweep:
+        return self._call("unit_importance", (site, mode), {}, token)
+
+    def probes(self, token: Optional[CancelToken] = None) -> tuple[ProbeReport, ...]:
+        return self._call("probes", (), {}, token)
+
+    def layer_map(self, site: str, token: Optional[CancelToken] = None) -> LayerMap:
+        return self._call("layer_map", (site,), {}, token)
+
+    def feature_visualisation(self, site: str, unit: int, steps: int = 256,
+                              token: Optional[CancelToken] = None) -> FeatureVis:
+        return self._call("feature_visualisation", (site, unit, steps), {}, token)
 
     def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,
                      token: Optional[CancelToken] = None) -> Snapshot:

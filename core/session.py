@@ -24,7 +24,7 @@ from core.analysis.cache import ActivationCache
 from core.analysis.evaluate import EvalResult, Evaluator, Sweep
 from core.analysis.units import UnitActivity, activation_after, unit_activity
 from core.api import (Capture, Embedding, ModelInfo, OpenedFile, Prediction, Sample,
-                      SessionAPI, TopExamples)
+                      SessionAPI)
 from core.datasets import Dataset, load_dataset
 from core.errors import AblationError, InputError, MechscopeError
 from core.files import opening
@@ -34,6 +34,8 @@ from core.kinds import ModelKind
 from core.lessons.runner import LessonRunner
 from core.lessons.snapshot import Snapshot
 from core.model import ModelAdapter
+from core.unit_study import UnitStudy
+from core.unit_values import FeatureVis, LayerMap, ProbeReport, UnitPage
 from core.zoo import ZOO, ZooEntry
 from core.zoo.loading import open_zoo, zoo_entry
 
@@ -69,6 +71,7 @@ class Session(SessionAPI):
         #: How images are converted for a model of another input size (per model).
         self._spec: Optional[object] = None
         self._lessons = LessonRunner()
+        self._units: Optional[UnitStudy] = None
 
     def available_models(self) -> tuple[ZooEntry, ...]:
         return tuple(ZOO.values())
@@ -138,6 +141,8 @@ class Session(SessionAPI):
         self._evaluator = Evaluator(adapter, dataset, self._cache)
         self._head_scores = None
         self._activity = {}
+        self._units = UnitStudy(adapter, dataset, self._evaluator, self.evaluate,
+                                self._dead_units)
         shown = slice(0, EXAMPLES_SHOWN)
         examples = None if dataset.display is None else _frozen(dataset.display[shown])
         self.info = ModelInfo(adapter.name, opened.title, layers, dataset.class_names,
@@ -251,6 +256,10 @@ class Session(SessionAPI):
                 site, rectifier, evaluator.site_output(rectifier.name, token))
         return self._activity[site]
 
+    def _dead_units(self, site: str, token: Optional[CancelToken] = None) -> tuple:
+        activity = self.unit_activity(site, token)
+        return () if activity is None else activity.dead
+
     def _checked_input(self, adapter: ModelAdapter, model_input: np.ndarray) -> np.ndarray:
         if self.info is not None and self.info.kind.reads_text:
             x = np.asarray(model_input, dtype=np.int64)
@@ -309,18 +318,34 @@ class Session(SessionAPI):
                 units = ",".join(str(u) for u in abl.units)
                 yield f"{abl.site}:{units} never fire after {activity.activation}"
 
-    def unit_top_examples(self, site: str, unit: int, k: int = 9,
-                          token: Optional[CancelToken] = None) -> TopExamples:
-        """The ``k`` evaluation examples on which ``unit`` of ``site`` is most active
-        (its maximum over positions), from the cached unablated site output."""
-        adapter, _, evaluator = self._require()
-        info = next((i for i in adapter.layers() if i.name == site), None)
-        if info is None or not 0 <= unit < info.n_units:
-            raise InputError(f"{site!r} has no unit {unit}.")
-        acts = np.moveaxis(evaluator.site_output(site, token), info.unit_axis + 1, 1)
-        peak = acts[:, unit].reshape(len(acts), -1).max(axis=1)
-        order = np.argsort(-peak, kind="stable")[:k]
-        return TopExamples(site, unit, order.astype(np.int64), _frozen(peak[order]))
+    # --- what does this unit do? (issue #13) ---------------------------------------
+    def _study(self) -> UnitStudy:
+        self._require()
+        return self._units
+
+    def unit_page(self, site: str, unit: int, k: int = 16,
+                  token: Optional[CancelToken] = None) -> UnitPage:
+        """Top-k and bottom-k examples of ``unit``, its histogram, per-class means,
+        effect on the output and weights (see :mod:`core.unit_study`)."""
+        return self._study().page(site, unit, k, token)
+
+    def unit_importance(self, site: str, mode: str = "zero",
+                        token: Optional[CancelToken] = None) -> Sweep:
+        """Every unit of ``site`` switched off alone, in one fast exact sweep."""
+        return self._study().importance(site, mode, token)
+
+    def probes(self, token: Optional[CancelToken] = None) -> tuple[ProbeReport, ...]:
+        """A logistic-regression probe per layer on a held-out split of the data."""
+        return self._study().probes(token)
+
+    def layer_map(self, site: str, token: Optional[CancelToken] = None) -> LayerMap:
+        """PCA of ``site``'s activations over the evaluation set."""
+        return self._study().layer_map(site, token)
+
+    def feature_visualisation(self, site: str, unit: int, steps: int = 256,
+                              token: Optional[CancelToken] = None) -> FeatureVis:
+        """An input optimised to excite ``unit`` of ``site``."""
+        return self._study().feature_visualisation(site, unit, steps, token)
 
     # --- lessons -------------------------------------------------------------------
     def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,
