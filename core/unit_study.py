@@ -48,6 +48,8 @@ class UnitStudy:
         self._evaluate, self._dead = evaluate, dead
         self._layers = {info.name: info for info in adapter.layers()}
         self._indices: dict[str, UnitIndex] = {}
+        #: (site, unit) -> effect: Back / Next over visited units repaint at once.
+        self._effects: dict[tuple[str, int], Optional[UnitEffect]] = {}
 
     # --- which site a unit lives on -------------------------------------------------
     def unit_site(self, site: str) -> LayerInfo:
@@ -94,7 +96,9 @@ class UnitStudy:
         bottom = self._strip(index, unit, index.ranked(unit, k, lowest=True), token)
         means, names, label = self._group_means(index, unit)
         report(token, 0.8, f"{info.name} {info.unit_name} {unit}: effect on the output")
-        effect = self._effect(info, unit, token)
+        if (info.name, unit) not in self._effects:
+            self._effects[info.name, unit] = self._effect(info, unit, token)
+        effect = self._effects[info.name, unit]
         weights = getattr(self.adapter, "unit_weights", None)
         drawn = weights(info.name, unit) if weights is not None else None
         note = "" if drawn is not None else self._weights_note(info, weights is not None)
