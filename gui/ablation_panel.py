@@ -44,6 +44,7 @@ class AblationPanel(QWidget):
     mode_changed = Signal(str)
     reset_requested = Signal()
     layer_change_requested = Signal(object)   # an Ablation acting on the whole layer
+    importance_requested = Signal()           # measure every unit of the layer alone
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -87,6 +88,9 @@ class AblationPanel(QWidget):
         self.scale.setPrefix("weights ×")
         self.scale_apply = QPushButton("Apply")
         self.scale_apply.setToolTip("Multiply this layer's weights (×1 undoes it)")
+        self.importance = QPushButton("Measure importance")
+        self.importance.setToolTip("Switch each unit of this layer off alone (in the mode "
+                                   "above) and chart the accuracy lost (Analyse menu)")
         mode_row = QHBoxLayout()
         mode_row.addWidget(QLabel("Mode:"))
         mode_row.addWidget(self.mode_box, 1)
@@ -106,6 +110,7 @@ class AblationPanel(QWidget):
         scale_row.addWidget(self.scale_apply)
         layout.addLayout(whole)
         layout.addLayout(scale_row)
+        layout.addWidget(self.importance)
         layout.addWidget(QLabel("Switched off or changed:"))
         layout.addWidget(self.active)
         layout.addWidget(self.reset)
@@ -126,6 +131,7 @@ class AblationPanel(QWidget):
         self.layer_off.clicked.connect(self._on_layer_off)
         self.skip.clicked.connect(self._on_skip)
         self.scale_apply.clicked.connect(self._on_scale)
+        self.importance.clicked.connect(lambda: self.importance_requested.emit())
 
     @property
     def mode(self) -> str:

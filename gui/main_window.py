@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QSiz
 from core.api import SessionAPI
 from gui.ablation_panel import AblationPanel
 from gui.accuracy_panel import AccuracyPanel
+from gui.analysis_menu import AnalysisController
 from gui.crash import CrashDialog
 from gui.experiments_panel import ExperimentsPanel
 from gui.file_menu import FileMenu
@@ -194,6 +195,10 @@ class MainWindow(QMainWindow):
         wb.error.connect(self.show_error)
         wb.crashed.connect(self.crash_dialog.report)
         wb.stale.connect(self._on_stale)
+        # The Analyse menu: importance of any layer, probes, the map of a layer.
+        self.analysis = AnalysisController(self)
+        if hasattr(self, "unit_pages"):  # double-clicked bars open the unit's page
+            self.analysis.unit_page_requested.connect(self.unit_pages.open)
 
     @Slot(object)
     def _on_model_opened(self, info) -> None:

@@ -1,0 +1,232 @@
+"""ProbesView: "where does the information appear?" — for each question (the digit, the
+next letter, "is this position in the repeated half"), how well a linear probe reads
+the answer off each layer, on examples it was not trained on, beside the same probe
+trained on shuffled labels (the honesty check) and chance."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+                               QVBoxLayout, QWidget)
+
+from core.unit_values import ProbeReport
+from gui.export import export_view
+from gui.views.labels import ElidedLabel, TokenAxis
+
+EXPLANATION = (
+    "<b>Where does the information appear?</b> For every layer a linear probe (logistic "
+    "regression) learns to read the answer off that layer's activations, and is scored "
+    "on examples it never saw (<span style='color:#4c9be8'>held-out</span>). "
+    "<span style='color:#f0a030'>Control</span>: the same probe trained on shuffled "
+    "labels — a wide layer can memorise anything, so a probe means something only where "
+    "it beats the control and the <span style='color:#bbb'>dashed chance line</span> by "
+    "far. <span style='color:#888'>Train</span> accuracy is faint.")
+HELD_OUT, CONTROL, TRAIN, CHANCE = "#4c9be8", "#f0a030", "#777777", "#bbbbbb"
+
+
+class ProbeChart(QWidget):
+    """One question's chart: held-out, control and train accuracy per layer, chance."""
+
+    def __init__(self, report: ProbeReport, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.report = report
+        self.title = ElidedLabel(self._title())
+        self.title.setStyleSheet("font-weight: bold;")
+        self.axis = TokenAxis("bottom", 8)
+        self.plot = pg.PlotWidget(axisItems={"bottom": self.axis})
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(False, False)
+        self.plot.hideButtons()
+        self.plot.setLabel("left", "probe accuracy")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.setMinimumHeight(100)
+        legend = self.plot.addLegend(offset=(-4, 4), labelTextSize="8pt",
+                                     brush=pg.mkBrush(20, 20, 20, 200))
+        n = len(report.sites)
+        x = np.arange(n) + 0.5  # layer i centred in cell i, where its name is
+        self.x = x
+        self.train = self.plot.plot(x, report.train, pen=pg.mkPen(TRAIN, width=1),
+                                    symbol="o", symbolSize=4, symbolBrush=TRAIN,
+                                    symbolPen=None, name="train")
+        self.control = self.plot.plot(x, report.shuffled, pen=pg.mkPen(CONTROL, width=2),
+                                      symbol="s", symbolSize=6, symbolBrush=CONTROL,
+                                      symbolPen=None, name="control (shuffled labels)")
+        self.held_out = self.plot.plot(x, report.held_out, pen=pg.mkPen(HELD_OUT, width=3),
+                                       symbol="o", symbolSize=8, symbolBrush=HELD_OUT,
+                                       symbolPen=None, name="held-out")
+        self.chance = pg.InfiniteLine(report.chance, angle=0,
+                                      pen=pg.mkPen(CHANCE, width=1,
+                                                   style=Qt.PenStyle.DashLine))
+        self.plot.addItem(self.chance)
+        legend.addItem(pg.PlotDataItem(pen=pg.mkPen(CHANCE, style=Qt.PenStyle.DashLine)),
+                       f"chance ({100 * report.chance:.0f} %)")
+        self.axis.set_tokens(report.sites)
+        self.plot.setXRange(0, max(n, 1), padding=0.01)
+        self.plot.setYRange(0, 1.0, padding=0.03)
+        self.hover = ElidedLabel("Hover a layer for its numbers")
+        self.hover.setStyleSheet("color: #bbb; font-size: 11px;")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.title)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.hover)
+        self.plot.scene().sigMouseMoved.connect(self._on_moved)
+
+    def _title(self) -> str:
+        r = self.report
+        best = int(np.argmax(r.held_out)) if len(r.held_out) else 0
+        where = f" · best: {r.sites[best]} {100 * r.held_out[best]:.0f} %" if r.sites else ""
+        return (f"Probe for “{r.task}” ({len(r.classes) or '?'} answers; "
+                f"{r.n_train} train, {r.n_test} held-out rows){where}")
+
+    def layer_at(self, scene_pos) -> Optional[int]:
+        box = self.plot.getPlotItem().getViewBox()
+        if not box.sceneBoundingRect().contains(scene_pos):
+            return None
+        i = int(np.floor(box.mapSceneToView(scene_pos).x()))
+        return i if 0 <= i < len(self.report.sites) else None
+
+    def describe(self, i: int) -> str:
+        r = self.report
+        return (f"{r.sites[i]} ({int(r.dims[i])} features): held-out "
+                f"{100 * r.held_out[i]:.1f} % · control {100 * r.shuffled[i]:.1f} % · "
+                f"train {100 * r.train[i]:.1f} % · chance {100 * r.chance:.1f} %")
+
+    def _on_moved(self, pos) -> None:
+        i = self.layer_at(pos)
+        text = self.describe(i) if i is not None else "Hover a layer for its numbers"
+        self.hover.setText(text)
+        self.plot.setToolTip(text if i is not None else "")
+
+
+class ProbesView(QWidget):
+    """Owns the explanation, the Run/Cancel buttons, a progress bar and one chart per
+    question. ``run_requested``/``cancel_requested`` go to the controller."""
+
+    run_requested = Signal()
+    cancel_requested = Signal()
+    drawn = Signal()
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.reports: tuple[ProbeReport, ...] = ()
+        self.charts: list[ProbeChart] = []
+        self.explanation = QLabel(EXPLANATION)
+        self.explanation.setWordWrap(True)
+        self.explanation.setTextFormat(Qt.TextFormat.RichText)
+        self.explanation.setStyleSheet("color: #ccc; font-size: 11px;")
+        self.run_button = QPushButton("Train probes")
+        self.run_button.setToolTip("Fit a logistic-regression probe on every layer "
+                                   "(fixed seed, held-out split of the evaluation data)")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save the charts as PNG and the numbers as CSV")
+        self.export_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setTextVisible(True)
+        self.progress.setMaximumWidth(220)
+        self.progress.hide()
+        self.status = QLabel("Press “Train probes”: a probe is trained on every layer.")
+        self.status.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.setContentsMargins(0, 0, 0, 0)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.progress)
+        buttons.addWidget(self.status, 1)
+        buttons.addWidget(self.export_button)
+        self.charts_row = QHBoxLayout()
+        self.charts_row.setContentsMargins(0, 0, 0, 0)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(3)
+        layout.addWidget(self.explanation)
+        layout.addLayout(buttons)
+        layout.addLayout(self.charts_row, 1)
+        self.run_button.clicked.connect(self.run_requested)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.export_button.clicked.connect(self._on_export_clicked)
+
+    # --- states -------------------------------------------------------------------------
+    def show_running(self, model: str = "") -> None:
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.progress.show()
+        self.status.setText(f"Training probes on every layer of {model}…" if model
+                            else "Training probes on every layer…")
+
+    @Slot(float, str)
+    def show_progress(self, fraction: float, text: str) -> None:
+        self.progress.setValue(int(round(100 * max(0.0, min(1.0, fraction)))))
+        if text:
+            self.status.setText(text)
+
+    def _idle(self, text: str) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.hide()
+        self.status.setText(text)
+
+    def show_cancelled(self) -> None:
+        self._idle("Cancelled: no probes trained. Press “Train probes” to start again.")
+
+    def show_failed(self, text: str) -> None:
+        self._clear_charts()
+        self._idle(text)
+
+    def clear(self, text: str = "") -> None:
+        self._clear_charts()
+        self._idle(text or "Press “Train probes”: a probe is trained on every layer.")
+
+    def _clear_charts(self) -> None:
+        self.reports = ()
+        for chart in self.charts:
+            self.charts_row.removeWidget(chart)
+            chart.deleteLater()
+        self.charts = []
+        self.export_button.setEnabled(False)
+
+    def show_reports(self, reports: Sequence[ProbeReport], model: str = "") -> None:
+        """One chart per question, side by side."""
+        self._clear_charts()
+        self.reports = tuple(reports)
+        for report in self.reports:
+            chart = ProbeChart(report)
+            self.charts.append(chart)
+            self.charts_row.addWidget(chart, 1)
+        notes = [note for r in self.reports for note in r.notes]
+        what = f" of {model}" if model else ""
+        self._idle(f"Probes on every layer{what}: {len(self.reports)} question"
+                   f"{'s' if len(self.reports) != 1 else ''}." +
+                   (" " + " ".join(notes) if notes else ""))
+        self.export_button.setEnabled(bool(self.reports))
+        self.drawn.emit()
+
+    # --- export -------------------------------------------------------------------------
+    def numbers(self) -> tuple[tuple[str, ...], list]:
+        rows = [(r.task, i, site, int(r.dims[i]), f"{r.held_out[i]:.6g}",
+                 f"{r.shuffled[i]:.6g}", f"{r.train[i]:.6g}", f"{r.chance:.6g}",
+                 r.n_train, r.n_test)
+                for r in self.reports for i, site in enumerate(r.sites)]
+        return ("task", "order", "layer", "features", "held_out_accuracy",
+                "shuffled_label_control", "train_accuracy", "chance", "n_train",
+                "n_test"), rows
+
+    def export(self, png_path: str):
+        header, rows = self.numbers()
+        return export_view(self, header, rows, png_path)
+
+    @Slot()
+    def _on_export_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the probes", "probes.png",
+                                              "PNG + CSV (*.png)")
+        if path:
+            self.export(path)
