@@ -39,7 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=0,
                    help="with --lesson 1-3: train this many steps before the screenshot")
     p.add_argument("--importance", action="store_true",
-                   help="with a transformer: measure head importance before the screenshot")
+                   help="measure the importance of each unit of --layer (channels, neurons "
+                        "or heads) before the screenshot")
+    p.add_argument("--probes", action="store_true",
+                   help="train a linear probe on every layer (Analyse › Probes…) before "
+                        "the screenshot")
+    p.add_argument("--map", action="store_true",
+                   help="map --layer's activations over the data (Analyse › Map of this "
+                        "layer) before the screenshot")
     p.add_argument("--ablate", action="append", default=[], metavar="SITE:UNITS",
                    help="switch units off, e.g. conv2:3,7 (repeatable)")
     p.add_argument("--mode", choices=("zero", "mean"), default="zero",
@@ -84,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(Options(args.model, args.layer, args.input, ablations, args.screenshot,
                            args.smoke_test, args.text, args.importance, args.timing,
-                           args.lesson, args.steps, args.file), session)
+                           args.lesson, args.steps, args.file, probes=args.probes,
+                           layer_map=args.map), session)
     finally:
         if isinstance(session, RemoteSession):
             session.close()

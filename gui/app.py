@@ -41,6 +41,9 @@ class Options:
     steps: int = 0
     #: A model file, data file or image to open as File › Open would (``main.py FILE``).
     file: Optional[str] = None
+    #: Analyse › Probes… / Map of this layer (``--layer``) before the screenshot.
+    probes: bool = False
+    layer_map: bool = False
 
 
 def configure_pyqtgraph() -> None:

@@ -59,6 +59,10 @@ class Script(QObject):
             steps.append(lambda: wb.set_ablations(opts.ablations or (self._first_unit(),)))
         if opts.importance:
             steps.append(self._importance)
+        if getattr(opts, "probes", False):
+            steps.append(lambda: self.window.analysis.run_probes())
+        if getattr(opts, "layer_map", False):
+            steps.append(lambda: self.window.analysis.map_layer())
         return steps
 
     def _layer_and_input(self) -> None:
@@ -75,9 +79,13 @@ class Script(QObject):
             self.window.training_view.train(self.options.steps)
 
     def _importance(self) -> None:
+        """Analyse › Measure importance of the selected layer; on an attention layer
+        the attention view's chart of every head too."""
         wb = self.window.workbench
-        if wb.info is not None and wb.info.kind.reads_text:
+        info = wb.layer_info(wb.layer)
+        if info is not None and info.view is LayerView.ATTENTION:
             wb.measure_importance()
+        self.window.analysis.measure_importance()
 
     @Slot(bool)
     def _on_busy_changed(self, busy: bool) -> None:
