@@ -184,6 +184,50 @@ class TorchAdapter:
             x = children[name](x)
         return x
 
+    # --- one unit: its weights, its weights to the classes, what excites it ---------
+    # (issue #13; the work is in core.adapters.torch_units)
+    def _unit_flow(self):
+        """Who feeds whom, traced once with a dummy forward pass."""
+        from core.adapters import torch_units
+
+        flow = getattr(self, "_flow", None)
+        if flow is None:
+            flow = self._flow = torch_units.trace(self.model, self.input_shape,
+                                                  self.input_dtype)
+        return flow
+
+    def unit_weights(self, site: str, unit: int, labels: Sequence[str] = ()):
+        """Unit ``unit`` of ``site``'s own weights as pictures
+        (:class:`core.unit_values.UnitWeights`), or ``None`` where it has none that
+        draw. ``labels``: token names for an attention head's circuits."""
+        from core.adapters import torch_units
+
+        return torch_units.unit_weights(self.model, self._unit_flow(), site, int(unit),
+                                        labels)
+
+    def output_weights(self, site: str, unit: int) -> Optional[np.ndarray]:
+        """(K,) float32 weights from neuron ``unit`` of ``site`` to each output class,
+        where one linear layer (through elementwise layers) makes the output; else
+        ``None``."""
+        from core.adapters import torch_units
+
+        return torch_units.output_weights(self.model, self._unit_flow(), site, int(unit))
+
+    def visualise(self, site: str, unit: int, steps: int = 256, seed: int = 0,
+                  value_range: Optional[tuple[float, float]] = None,
+                  token: Optional[CancelToken] = None) -> tuple[np.ndarray, np.ndarray]:
+        """An input optimised to raise unit ``unit`` of ``site`` (its mean over
+        positions), kept in ``value_range``: (input, objective per step); the last
+        step's objective is that of the returned input."""
+        from core.adapters import torch_units
+        from core.errors import InputError
+
+        if site not in self._axes:
+            raise InputError(f"The model has no layer named {site!r}.")
+        return torch_units.visualise(self.model, self.input_shape, self.input_dtype, site,
+                                     int(unit), self._axes[site], steps, seed, value_range,
+                                     token)
+
 
 def _check_fired(state: torch_hooks.RunHooks) -> None:
     never = torch_hooks.never_fired(state)
