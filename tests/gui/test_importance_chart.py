@@ -1,0 +1,164 @@
+"""Measure importance on any layer (issue #13): one bar per unit with the accuracy lost
+in points, sortable, hover for the numbers; a click switches the unit off (and the
+accuracy panel then says what the bar said), a double-click asks for its unit page."""
+
+import csv
+
+import numpy as np
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+WAIT = 60_000
+
+
+def _measure(qtbot, window, trigger=None):
+    analysis = window.analysis
+    with qtbot.waitSignal(analysis.importance_shown, timeout=WAIT) as shown:
+        (trigger or analysis.importance_action.trigger)()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=WAIT)
+    QApplication.processEvents()
+    return shown.args[0]
+
+
+def _where(chart, i) -> QPoint:
+    """Bar ``i``'s middle, in the plot's viewport (where the mouse goes)."""
+    return chart.plot.mapFromScene(chart.bar_centre(i))
+
+
+def double_click(widget, pos) -> None:
+    """What the window system sends for a double-click: press, release, double-click,
+    release (QTest's mouseDClick alone sends only the double-click)."""
+    left = Qt.MouseButton.LeftButton
+    QTest.mouseClick(widget, left, pos=pos)
+    QTest.mouseDClick(widget, left, pos=pos)
+    QTest.mouseRelease(widget, left, pos=pos)
+
+
+def _expected(compute, site, mode="zero"):
+    sweep = compute.unit_importance(site, mode)
+    return sweep, 100.0 * (sweep.baseline_score - np.asarray(sweep.score))
+
+
+def test_conv1_charts_one_bar_per_channel_with_the_points_lost(qtbot, make_window, compute):
+    window = make_window(layer="conv1")
+    _measure(qtbot, window, window.ablation_panel.importance.click)
+    chart = window.analysis.importance
+    assert window.analysis.importance_dock.isVisible()
+    sweep, drops = _expected(compute, "conv1")
+    heights = np.asarray(chart.bars.opts["height"], float)
+    assert len(heights) == 16 == len(sweep.units)
+    np.testing.assert_allclose(heights, drops, atol=1e-9)
+    assert chart.axis.tokens == [str(u) for u in range(16)]
+    assert chart.plot.getPlotItem().getAxis("left").labelText == "accuracy drop (points)"
+    assert "conv1" in chart.caption.text() and "channel" in chart.caption.text()
+    # Sort by loss: biggest first, ties in unit order; the labels travel with the bars.
+    chart.sort_box.setChecked(True)
+    order = np.argsort(-drops, kind="stable")
+    np.testing.assert_allclose(chart.bars.opts["height"], drops[order], atol=1e-9)
+    assert chart.axis.tokens == [str(u) for u in order]
+    assert list(chart.bars.opts["height"]) == sorted(chart.bars.opts["height"], reverse=True)
+    chart.sort_box.setChecked(False)
+    assert chart.axis.tokens == [str(u) for u in range(16)]
+
+
+def test_clicking_a_bar_switches_that_channel_off_and_the_panel_agrees(
+        qtbot, make_window, compute):
+    window = make_window(layer="conv1")
+    _measure(qtbot, window)
+    chart = window.analysis.importance
+    sweep, drops = _expected(compute, "conv1")
+    chart.sort_box.setChecked(True)  # the click must hit the unit under the mouse
+    u = int(np.argmax(drops))
+    assert chart.entry_at_bar(0).unit == u
+    with qtbot.waitSignal(window.accuracy_panel.updated, timeout=WAIT):
+        qtbot.mouseClick(chart.plot.viewport(), Qt.MouseButton.LeftButton,
+                         pos=_where(chart, 0))
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=WAIT)
+    assert [(a.site, a.units) for a in window.workbench.ablations] == [("conv1", (u,))]
+    result = window.accuracy_panel.result
+    assert result.score == sweep.score[u]
+    assert f"{100 * sweep.score[u]:.1f}%" in window.accuracy_panel.headline.text()
+    # The bar of the unit that is off is framed; the tooltip says so.
+    assert chart.bars.opts["pens"][0].color().name() == "#ff3b30"
+    assert "switched off now" in chart.describe(0)
+
+
+def test_hover_names_the_exact_numbers(qtbot, make_window, compute):
+    window = make_window(layer="conv1")
+    _measure(qtbot, window)
+    chart = window.analysis.importance
+    sweep, drops = _expected(compute, "conv1")
+    u = 5
+    chart._on_scene_moved(chart.bar_centre(u))
+    text = chart.hover.text()
+    assert f"conv1 channel {u}" in text
+    assert f"{100 * sweep.score[u]:.2f} %" in text
+    assert f"{drops[u]:+.2f} points" in text
+    assert chart.plot.toolTip() == text
+
+
+def test_double_click_asks_for_the_unit_page_and_switches_nothing_off(
+        qtbot, make_window):
+    window = make_window(layer="conv1")
+    _measure(qtbot, window)
+    chart = window.analysis.importance
+    with qtbot.waitSignal(window.analysis.unit_page_requested, timeout=5_000) as asked:
+        double_click(chart.plot.viewport(), _where(chart, 7))
+    assert asked.args == ["conv1", 7]
+    qtbot.wait(QApplication.doubleClickInterval() + 200)
+    assert window.workbench.ablations == ()
+
+
+def test_fc1_in_mean_mode_and_the_csv(qtbot, make_window, compute, tmp_path):
+    window = make_window(layer="fc1")
+    panel = window.ablation_panel
+    panel.mode_box.setCurrentIndex(panel.mode_box.findData("mean"))
+    sweep = _measure(qtbot, window)
+    assert sweep.mode == "mean" and sweep.site == "fc1"
+    chart = window.analysis.importance
+    _, drops = _expected(compute, "fc1", "mean")
+    np.testing.assert_allclose(chart.bars.opts["height"], drops, atol=1e-9)
+    assert "(mean)" in chart.caption.text() and "neuron" in chart.caption.text()
+    png, table = chart.export(str(tmp_path / "fc1.png"))
+    assert png.stat().st_size > 0
+    with open(table, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 64
+    assert [int(r["unit"]) for r in rows] == list(range(64))
+    np.testing.assert_allclose([float(r["drop (points)"]) for r in rows], drops, atol=1e-4)
+    assert {r["mode"] for r in rows} == {"mean"}
+
+
+def test_heads_of_the_induction_transformer(qtbot, twindow, compute):
+    _measure(qtbot, twindow)
+    chart = twindow.analysis.importance
+    sweep, drops = _expected(compute, "block1.attn")
+    assert sweep.site == "block1.attn.heads"
+    assert chart.axis.tokens == ["H0", "H1", "H2", "H3"]
+    np.testing.assert_allclose(chart.bars.opts["height"], drops, atol=1e-9)
+    with qtbot.waitSignal(twindow.accuracy_panel.updated, timeout=WAIT):
+        qtbot.mouseClick(chart.plot.viewport(), Qt.MouseButton.LeftButton,
+                         pos=_where(chart, 0))
+    qtbot.waitUntil(lambda: not twindow.worker.busy, timeout=WAIT)
+    assert [(a.site, a.units) for a in twindow.workbench.ablations] == \
+        [("block1.attn.heads", (0,))]
+    assert twindow.accuracy_panel.result.score == sweep.score[0]
+
+
+def test_the_attention_views_head_chart_still_works_and_clicks(qtbot, twindow):
+    view = twindow.attention_view
+    with qtbot.waitSignal(twindow.workbench.importance_ready, timeout=WAIT):
+        view.importance_button.click()
+    QApplication.processEvents()
+    chart = view.chart
+    assert chart.axis.tokens == [f"L{layer}H{h}" for layer in range(2) for h in range(4)]
+    with qtbot.waitSignal(twindow.accuracy_panel.updated, timeout=WAIT):
+        qtbot.mouseClick(chart.plot.viewport(), Qt.MouseButton.LeftButton,
+                         pos=_where(chart, 2))
+    qtbot.waitUntil(lambda: not twindow.worker.busy, timeout=WAIT)
+    assert [(a.site, a.units) for a in twindow.workbench.ablations] == \
+        [("block0.attn.heads", (2,))]
+    with qtbot.waitSignal(twindow.analysis.unit_page_requested, timeout=5_000) as asked:
+        double_click(chart.plot.viewport(), _where(chart, 5))
+    assert asked.args == ["block1.attn.heads", 1]
