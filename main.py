@@ -51,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="switch units off, e.g. conv2:3,7 (repeatable)")
     p.add_argument("--mode", choices=("zero", "mean"), default="zero",
                    help="ablation mode for --ablate (default: zero)")
+    p.add_argument("--unit", metavar="SITE:N",
+                   help="open the page of one unit before the screenshot, e.g. conv2:19 or "
+                        "block1.attn:1 (a head)")
+    p.add_argument("--look-for", action="store_true",
+                   help="with --unit: run \"What does it look for?\" (feature "
+                        "visualisation) too")
+    p.add_argument("--size", metavar="WxH",
+                   help="window size for the screenshot, e.g. 1024x640")
     p.add_argument("--screenshot", metavar="FILE.png",
                    help="save a PNG of the whole window once drawn, then exit")
     p.add_argument("--smoke-test", action="store_true",
@@ -73,6 +81,18 @@ def main(argv: list[str] | None = None) -> int:
         ablations = tuple(ablation.parse(text, args.mode) for text in args.ablate)
     except ValueError as exc:
         parser.error(str(exc))
+    unit = size = None
+    try:
+        if args.unit:
+            site, _, number = args.unit.rpartition(":")
+            unit = (site, int(number))
+            if not site:
+                raise ValueError
+        if args.size:
+            width, _, height = args.size.lower().partition("x")
+            size = (int(width), int(height))
+    except ValueError:
+        parser.error("--unit is SITE:N (e.g. conv2:19), --size is WxH (e.g. 1024x640)")
     # A scripted run on a machine with no display (a server, CI) draws offscreen
     # instead of aborting on the missing xcb display (found by a newcomer, issue #12).
     import os
@@ -92,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         return run(Options(args.model, args.layer, args.input, ablations, args.screenshot,
                            args.smoke_test, args.text, args.importance, args.timing,
                            args.lesson, args.steps, args.file, probes=args.probes,
-                           layer_map=args.map), session)
+                           layer_map=args.map, unit=unit, look_for=args.look_for,
+                           size=size), session)
     finally:
         if isinstance(session, RemoteSession):
             session.close()

@@ -41,6 +41,12 @@ class Options:
     steps: int = 0
     #: A model file, data file or image to open as File › Open would (``main.py FILE``).
     file: Optional[str] = None
+    #: Open the page of this unit, (site, unit), before the screenshot (``--unit``).
+    unit: Optional[tuple[str, int]] = None
+    #: With ``unit``: run "What does it look for?" too (``--look-for``).
+    look_for: bool = False
+    #: Window size (width, height) for scripted runs (``--size``).
+    size: Optional[tuple[int, int]] = None
     #: Analyse › Probes… / Map of this layer (``--layer``) before the screenshot.
     probes: bool = False
     layer_map: bool = False
@@ -78,6 +84,8 @@ def run(options: Options, session: Optional[SessionAPI] = None) -> int:
 
         session = Session()
     window = MainWindow(session, settings=settings)
+    if options.size:
+        window.resize(*options.size)
     if hasattr(session, "on_restart"):  # the compute process tells when it is replaced
         session.on_restart = window.worker.notice.emit
     crash.install_excepthook(window.crash_dialog.report)

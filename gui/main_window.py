@@ -28,9 +28,11 @@ from gui.settings import AppSettings
 from gui.status_panel import StatusPanel
 from gui.token_input_panel import TokenInputPanel
 from gui.training_view import TrainingView
+from gui.unit_pages import UnitPages
 from gui.view_stack import ViewStack
 from gui.views.prediction_view import PredictionView
 from gui.views.token_prediction_view import TokenPredictionView
+from gui.views.unit_page_view import UnitPageView
 from gui.workbench import Workbench
 from gui.worker import Worker
 
@@ -114,6 +116,12 @@ class MainWindow(QMainWindow):
         right.addWidget(self.ablation_panel)
         self.side_dock = self._dock("Ablation and accuracy", right,
                                     Qt.DockWidgetArea.RightDockWidgetArea, 300)
+        # "What does this unit do?": beside the layer view, left of the accuracy panel.
+        self.unit_page_view = UnitPageView()
+        self.unit_page_dock = self._dock("What does this unit do?", self.unit_page_view,
+                                         Qt.DockWidgetArea.RightDockWidgetArea, 420)
+        self.splitDockWidget(self.unit_page_dock, self.side_dock, Qt.Orientation.Horizontal)
+        self.unit_page_dock.hide()
         self.statusBar().addPermanentWidget(self.status_panel, 1)
         self.model_box = QComboBox()
         for entry in session.available_models():
@@ -195,10 +203,24 @@ class MainWindow(QMainWindow):
         wb.error.connect(self.show_error)
         wb.crashed.connect(self.crash_dialog.report)
         wb.stale.connect(self._on_stale)
+        self.unit_pages = UnitPages(self.session, worker, wb, self.unit_page_view, self)
+        self.views.unit_page_requested.connect(self.unit_pages.open)
+        self.unit_pages.shown.connect(self._on_unit_page_shown)
+        self.unit_pages.closed.connect(self.unit_page_dock.hide)
         # The Analyse menu: importance of any layer, probes, the map of a layer.
         self.analysis = AnalysisController(self)
         if hasattr(self, "unit_pages"):  # double-clicked bars open the unit's page
             self.analysis.unit_page_requested.connect(self.unit_pages.open)
+
+    @Slot(object)
+    def _on_unit_page_shown(self, _page) -> None:
+        dock = self.unit_page_dock
+        if not dock.isVisible():
+            dock.show()
+            # A third of the window, so the layer view beside it keeps its room.
+            width = max(300, min(520, self.width() // 3))
+            self.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+        dock.raise_()
 
     @Slot(object)
     def _on_model_opened(self, info) -> None:

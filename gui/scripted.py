@@ -59,11 +59,23 @@ class Script(QObject):
             steps.append(lambda: wb.set_ablations(opts.ablations or (self._first_unit(),)))
         if opts.importance:
             steps.append(self._importance)
+        if opts.unit:
+            steps.append(self._unit_page)
+            if opts.look_for:
+                steps.append(self.window.unit_pages.look_for)
         if getattr(opts, "probes", False):
             steps.append(lambda: self.window.analysis.run_probes())
         if getattr(opts, "layer_map", False):
             steps.append(lambda: self.window.analysis.map_layer())
         return steps
+
+    def _unit_page(self) -> None:
+        """The page of ``--unit``, beside its layer (unless ``--layer`` chose one)."""
+        site, unit = self.options.unit
+        layer = site[:-len(".heads")] if site.endswith(".heads") else site
+        if not self.options.layer and self.window.workbench.layer_info(layer) is not None:
+            self.window.model_tree.select(layer)
+        self.window.unit_pages.open(site, unit)
 
     def _layer_and_input(self) -> None:
         opts, wb = self.options, self.window.workbench

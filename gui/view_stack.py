@@ -31,6 +31,8 @@ class ViewStack(QStackedWidget):
     """Owns the layer views and picks one by the layer's kind of output."""
 
     unit_toggled = Signal(str, int)
+    #: A unit's page was asked for (double-click or context menu in any view).
+    unit_page_requested = Signal(str, int)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -46,6 +48,9 @@ class ViewStack(QStackedWidget):
         for view in (self.channel_grid, self.neuron_view, self.sequence_view):
             view.unit_toggled.connect(self.unit_toggled)
         self.attention_view.head_toggled.connect(self.unit_toggled)
+        for view in (self.channel_grid, self.neuron_view, self.sequence_view,
+                     self.attention_view):
+            view.unit_page_requested.connect(self.unit_page_requested)
 
     def show_capture(self, model: ModelInfo, info: LayerInfo, capture: Capture,
                      tokens: list[str]) -> bool:

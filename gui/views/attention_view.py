@@ -18,11 +18,13 @@ from gui.views.channel_grid import OFF_PEN, PLAIN_PEN, SELECTED_PEN, TOGGLE_MODI
 from gui.views.imaging import ValueImageItem
 from gui.views.importance_view import ImportanceChartView
 from gui.views.labels import Caption, ElidedLabel, TokenAxis, tile_plot, titled
+from gui.views.unit_menu import UnitPageRequests
 
 CMAP = "inferno"
 SCORE_COLUMNS = ("head", "prev. token", "induction", "first token", "acc. if off")
 IF_OFF = {"accuracy": "acc. if off", "cosine": "sim. if off"}
-HINT = "Click a head to enlarge it · Ctrl+click (or Shift+click) to switch a head off"
+HINT = ("Click a head to enlarge it · Ctrl+click (or Shift+click) to switch a head off · "
+        "double-click: what does it do?")
 
 
 def layer_of(site: str) -> str:
@@ -36,6 +38,8 @@ class AttentionView(QWidget):
     head_toggled = Signal(str, int)        # heads site, head
     layer_requested = Signal(str)          # attention layer name, from the score table
     importance_requested = Signal()
+    #: Double-click or the context menu on a head: its page (heads site, head).
+    unit_page_requested = Signal(str, int)
     drawn = Signal(str)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
@@ -114,6 +118,14 @@ class AttentionView(QWidget):
         layout.addWidget(self.hover)
         self.table.cellClicked.connect(self._on_table_clicked)
         self.chart.requested.connect(self.importance_requested)
+        self.page_requests = UnitPageRequests(
+            self.grid.scene(), self._head_at,
+            lambda head: self.unit_page_requested.emit(self.heads_site, head), self)
+
+    def _head_at(self, scene_pos) -> Optional[int]:
+        """The head whose pattern is drawn at ``scene_pos``, or ``None``."""
+        return next((h for h, plot in enumerate(self._boxes)
+                     if plot.getViewBox().sceneBoundingRect().contains(scene_pos)), None)
 
     # --- drawing ------------------------------------------------------------------------
     def show_patterns(self, site: str, heads_site: str, patterns: np.ndarray,

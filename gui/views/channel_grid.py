@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsRectItem, QHBoxLay
 
 from gui.views.imaging import CHOICES, ValueImageItem, colormap_for, levels_for
 from gui.views.labels import ElidedLabel, titled
+from gui.views.unit_menu import UnitPageRequests
 
 TOGGLE_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
                     | Qt.KeyboardModifier.MetaModifier)
@@ -24,7 +25,8 @@ DEAD_PEN = pg.mkPen("#8a8a8a", width=1, style=Qt.PenStyle.DashLine)
 #: Grey hatching over a unit that never fires: it looks switched off already.
 DEAD_BRUSH = QBrush(QColor(170, 170, 170, 170), Qt.BrushStyle.BDiagPattern)
 DEAD_COLOUR = "#9a9a9a"
-HINT = "Click a tile to enlarge it · Ctrl+click (or Shift+click) to switch a channel off"
+HINT = ("Click a tile to enlarge it · Ctrl+click (or Shift+click) to switch a channel off · "
+        "double-click: what does it do?")
 
 
 def off_word(mode: str) -> str:
@@ -52,6 +54,8 @@ class ChannelGridView(QWidget):
 
     unit_toggled = Signal(str, int)
     unit_selected = Signal(str, int)
+    #: Double-click or the context menu: open the unit's page (site, unit).
+    unit_page_requested = Signal(str, int)
     drawn = Signal(str)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
@@ -117,6 +121,14 @@ class ChannelGridView(QWidget):
         layout.addWidget(self.hover)
         self.shared.toggled.connect(self._on_style_changed)
         self.cmap.currentTextChanged.connect(self._on_style_changed)
+        self.page_requests = UnitPageRequests(
+            self.grid.scene(), self._unit_at,
+            lambda unit: self.unit_page_requested.emit(self.site, unit), self)
+
+    def _unit_at(self, scene_pos) -> Optional[int]:
+        """The channel whose tile is at ``scene_pos``, or ``None``."""
+        return next((unit for unit, box in enumerate(self._boxes)
+                     if box.sceneBoundingRect().contains(scene_pos)), None)
 
     def show_channels(self, site: str, data: np.ndarray, ablated: frozenset[int],
                       dead: tuple[int, ...] = (), modes: Optional[dict[int, str]] = None,

@@ -13,17 +13,21 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from gui.views.channel_grid import (DEAD_BRUSH, DEAD_COLOUR, DEAD_WHY, TOGGLE_MODIFIERS,
                                     dead_note)
 from gui.views.labels import ElidedLabel
+from gui.views.unit_menu import UnitPageRequests
 
 ON_BRUSH = pg.mkBrush("#4c9be8")
 NEG_BRUSH = pg.mkBrush("#e8894c")
 OFF_BRUSH = pg.mkBrush("#666666")
-HINT = "Ctrl+click (or Shift+click) a bar to switch that neuron off"
+HINT = ("Ctrl+click (or Shift+click) a bar to switch that neuron off · double-click: what "
+        "does it do?")
 
 
 class NeuronView(QWidget):
     """Owns the bar chart of a vector-valued layer (Linear, Flatten, ReLU after Linear)."""
 
     unit_toggled = Signal(str, int)
+    #: Double-click or the context menu: open the neuron's page (site, unit).
+    unit_page_requested = Signal(str, int)
     drawn = Signal(str)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
@@ -68,6 +72,9 @@ class NeuronView(QWidget):
         layout.addWidget(self.hover)
         self.plot.scene().sigMouseClicked.connect(self._on_scene_clicked)
         self.plot.scene().sigMouseMoved.connect(self._on_scene_moved)
+        self.page_requests = UnitPageRequests(
+            self.plot.scene(), self._index_at,
+            lambda unit: self.unit_page_requested.emit(self.site, unit), self)
 
     def show_neurons(self, site: str, values: np.ndarray, ablated: frozenset[int],
                      labels: tuple[str, ...] = (), dead: tuple[int, ...] = (),

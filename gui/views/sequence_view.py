@@ -12,14 +12,18 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from gui.views.channel_grid import TOGGLE_MODIFIERS
 from gui.views.imaging import DIVERGING, ValueImageItem, levels_for
 from gui.views.labels import ElidedLabel, TokenAxis
+from gui.views.unit_menu import UnitPageRequests
 
-HINT = "Ctrl+click (or Shift+click) a column to switch that feature off"
+HINT = ("Ctrl+click (or Shift+click) a column to switch that feature off · double-click: "
+        "what does it do?")
 
 
 class SequenceView(QWidget):
     """Owns the heat map of one sequence-shaped layer (embeddings, residual, logits)."""
 
     unit_toggled = Signal(str, int)
+    #: Double-click or the context menu: open the feature's page (site, feature).
+    unit_page_requested = Signal(str, int)
     drawn = Signal(str)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
@@ -48,6 +52,16 @@ class SequenceView(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.hover)
+        self.page_requests = UnitPageRequests(
+            self.plot.scene(), self._feature_at,
+            lambda unit: self.unit_page_requested.emit(self.site, unit), self)
+
+    def _feature_at(self, scene_pos) -> Optional[int]:
+        """The feature (column) drawn at ``scene_pos``, or ``None`` off the map."""
+        if not self.image.sceneBoundingRect().contains(scene_pos):
+            return None
+        col = int(self.image.mapFromScene(scene_pos).x())
+        return col if 0 <= col < self.values.shape[1] else None
 
     def show_sequence(self, site: str, values: np.ndarray, tokens: Sequence[str],
                       ablated: frozenset[int], feature_names: Sequence[str] = ()) -> None:

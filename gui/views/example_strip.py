@@ -1,0 +1,363 @@
+"""The examples a unit page shows: dataset examples drawn as their picture with the unit's
+activation map laid over it (image models), or as their tokens coloured by the unit's
+value at each position (token models). One painted widget per strip: 16 examples draw
+in well under a frame, and clicking one loads it as the input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
+
+from core.unit_values import ExampleStrip
+
+#: Positive activation is drawn warm, negative cool, both see-through over grey.
+WARM = (255, 120, 30)
+COOL = (60, 150, 255)
+MAX_ALPHA = 0.62
+WRONG = QColor("#d0312d")
+PEAK_PEN = QColor("#ffffff")
+CELL_MIN = 70            # narrowest example cell, in pixels
+CELL_MAX = 120
+GAP = 6
+
+
+def columns(n: int, most: int) -> int:
+    """How many columns ``n`` cells take when at most ``most`` fit: the fewest rows,
+    then the fullest last row (16 examples in 4 × 4, not 5 + 5 + 5 + 1)."""
+    most = max(1, min(n, most))
+    least = max(1, -(-most * 3 // 5))
+    return min(range(least, most + 1), key=lambda c: (-(-n // c), -(n % c or c), -c))
+
+
+def overlay(values: np.ndarray, vmax: float) -> QImage:
+    """(H, W) activations -> an RGBA image: warm where positive, cool where negative,
+    the more opaque the stronger (``vmax`` is full strength)."""
+    v = np.asarray(values, np.float32) / max(float(vmax), 1e-9)
+    v = np.clip(v, -1.0, 1.0)
+    rgba = np.zeros(v.shape + (4,), np.uint8)
+    pos = v >= 0
+    for c in range(3):
+        rgba[..., c] = np.where(pos, WARM[c], COOL[c])
+    rgba[..., 3] = (np.abs(v) ** 0.8 * MAX_ALPHA * 255).astype(np.uint8)
+    return _qimage(rgba, QImage.Format.Format_RGBA8888)
+
+
+def grey(picture: np.ndarray) -> QImage:
+    """(h, w) 0..1 -> a dimmed grey image (so the colour over it reads)."""
+    g = (28 + 180 * np.clip(np.asarray(picture, np.float32), 0, 1)).astype(np.uint8)
+    return _qimage(g, QImage.Format.Format_Grayscale8)
+
+
+def _qimage(arr: np.ndarray, fmt) -> QImage:
+    arr = np.ascontiguousarray(arr)
+    h, w = arr.shape[:2]
+    return QImage(arr.data, w, h, arr.strides[0], fmt).copy()  # owns its pixels
+
+
+def value_colour(value: float, vmax: float) -> QColor:
+    """A token cell's background: the overlay colour over a light page."""
+    t = float(np.clip(value / max(vmax, 1e-9), -1.0, 1.0))
+    base = WARM if t >= 0 else COOL
+    a = abs(t) ** 0.8
+    return QColor(*(int(255 + a * (c - 255)) for c in base))
+
+
+def name_of(names: Sequence[str], i: int) -> str:
+    return names[i] if 0 <= i < len(names) else ("–" if i < 0 else str(i))
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A cell that is not a dataset example (the optimised input): drawn first, framed."""
+
+    picture: np.ndarray
+    lines: tuple[str, str]
+    colour: str = "#e0a800"
+
+
+class _Strip(QWidget):
+    """What the two kinds of strip share: a fixed height for their width, clicks and
+    tooltips on cells."""
+
+    example_clicked = Signal(int)   # index into the evaluation set
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.strip: Optional[ExampleStrip] = None
+        self.names: tuple[str, ...] = ()
+        self.vmax = 1.0
+        self.font_small = QFont()
+        self.font_small.setPointSize(8)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setMouseTracking(True)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def set_strip(self, strip: ExampleStrip, vmax: float, names: Sequence[str]) -> None:
+        """Show ``strip``; ``vmax`` is the activation drawn at full colour (shared by the
+        page's strips), ``names`` the class (or vocabulary) names for labels."""
+        self.strip, self.vmax, self.names = strip, max(float(vmax), 1e-9), tuple(names)
+        self._fit()
+        self.update()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(360, self.height_for(360))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(2 * CELL_MIN, self.height_for(2 * CELL_MIN))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        h = self.height_for(max(self.width(), 1))
+        if h != self.height():
+            self.setFixedHeight(h)
+
+    def cell_rects(self, width: int) -> list[QRect]:
+        raise NotImplementedError
+
+    def height_for(self, width: int) -> int:
+        rects = self.cell_rects(width)
+        return (max(r.bottom() for r in rects) + GAP) if rects else 24
+
+    def cell_at(self, pos: QPoint) -> Optional[int]:
+        """Which example (position in the strip) is under ``pos``; ``None`` if none."""
+        for i, rect in enumerate(self.cell_rects(self.width())):
+            if rect.contains(pos):
+                return i - self._offset()
+        return None
+
+    def _offset(self) -> int:
+        return 0
+
+    def cell_centre(self, i: int) -> QPoint:
+        """The middle of example ``i``'s cell (for tests and scripted clicks)."""
+        return self.cell_rects(self.width())[i + self._offset()].center()
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        i = self.cell_at(event.position().toPoint())
+        if self.strip is not None and i is not None and 0 <= i < len(self.strip.indices) \
+                and event.button() == Qt.MouseButton.LeftButton:
+            self.example_clicked.emit(int(self.strip.indices[i]))
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def event(self, event) -> bool:  # noqa: D401 (Qt override)
+        if event.type() == QEvent.Type.ToolTip:
+            i = self.cell_at(event.pos())
+            if self.strip is not None and i is not None and 0 <= i < len(self.strip.indices):
+                QToolTip.showText(event.globalPos(), self.describe(i), self)
+            else:
+                QToolTip.hideText()
+            return True
+        return super().event(event)
+
+    def describe(self, i: int) -> str:
+        raise NotImplementedError
+
+    def _caption(self, i: int) -> tuple[str, str, bool]:
+        """(label words, prediction words, wrong?) of example ``i``."""
+        s = self.strip
+        label, pred = int(s.labels[i]), int(s.predicted[i])
+        wrong = label >= 0 and pred >= 0 and label != pred
+        return name_of(self.names, label), name_of(self.names, pred), wrong
+
+
+class ImageStrip(_Strip):
+    """Examples as pictures (k, h, w) with the unit's map (k, H, W) over them."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.extra: Optional[Extra] = None
+        self._images: list[tuple[QImage, Optional[QImage]]] = []
+
+    def set_strip(self, strip: ExampleStrip, vmax: float, names: Sequence[str]) -> None:
+        self._images = []
+        for i in range(len(strip.indices)):
+            picture = grey(strip.pictures[i]) if strip.pictures is not None else None
+            layer = overlay(strip.maps[i], vmax) if strip.maps is not None else None
+            self._images.append((picture, layer))
+        super().set_strip(strip, vmax, names)
+
+    def set_extra(self, extra: Optional[Extra]) -> None:
+        """Draw ``extra`` (the optimised input) as the first cell, or no such cell."""
+        self.extra = extra
+        self._extra_image = grey(extra.picture) if extra is not None else None
+        self._fit()
+        self.update()
+
+    def _offset(self) -> int:
+        return 1 if self.extra is not None else 0
+
+    def _count(self) -> int:
+        return (len(self.strip.indices) if self.strip is not None else 0) + self._offset()
+
+    def _line(self) -> int:
+        return QFontMetrics(self.font_small).height()
+
+    def cell_rects(self, width: int) -> list[QRect]:
+        n = self._count()
+        cols = columns(n, (width + GAP) // (CELL_MIN + GAP))
+        cell = min((width - (cols - 1) * GAP) // cols if n else CELL_MIN, CELL_MAX)
+        side = cell
+        height = side + 2 * self._line() + 4
+        return [QRect((i % cols) * (cell + GAP), (i // cols) * (height + GAP), side, height)
+                for i in range(n)]
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 (Qt override)
+        if self.strip is None:
+            return
+        p = QPainter(self)
+        p.setFont(self.font_small)
+        rects = self.cell_rects(self.width())
+        line = self._line()
+        if self.extra is not None:
+            self._paint_extra(p, rects[0], line)
+        for i, rect in enumerate(rects[self._offset():]):
+            box = QRect(rect.left(), rect.top(), rect.width(), rect.width())
+            picture, layer = self._images[i]
+            p.fillRect(box, QColor("#111"))
+            if picture is not None:
+                p.drawImage(QRectF(box), picture)
+            if layer is not None:
+                p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+                p.drawImage(QRectF(box), layer)
+                p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+            label, pred, wrong = self._caption(i)
+            top = box.bottom() + 2
+            text_rect = QRect(rect.left(), top, rect.width(), line)
+            self._draw_pair(p, text_rect, f"label {label} · ", f"says {pred}", wrong)
+            p.setPen(self.palette().text().color())
+            p.drawText(QRect(rect.left(), top + line, rect.width(), line),
+                       Qt.AlignmentFlag.AlignLeft,
+                       f"{self.strip.values[i]:.3g}  #{int(self.strip.indices[i])}")
+        p.end()
+
+    def _draw_pair(self, p: QPainter, rect: QRect, first: str, second: str,
+                   wrong: bool) -> None:
+        """Two pieces of text in one line; the second red if the model was wrong. The
+        pair is shortened to "2 → 5" where the cell is narrow."""
+        metrics = QFontMetrics(self.font_small)
+        if metrics.horizontalAdvance(first + second) > rect.width():
+            first, second = first.split(" ")[1] + " → ", second.split(" ")[1]
+        p.setPen(self.palette().text().color())
+        p.drawText(rect, Qt.AlignmentFlag.AlignLeft, first)
+        shift = metrics.horizontalAdvance(first)
+        p.setPen(WRONG if wrong else self.palette().text().color())
+        p.drawText(rect.adjusted(shift, 0, 0, 0), Qt.AlignmentFlag.AlignLeft, second)
+
+    def _paint_extra(self, p: QPainter, rect: QRect, line: int) -> None:
+        box = QRect(rect.left(), rect.top(), rect.width(), rect.width())
+        p.fillRect(box, QColor("#111"))
+        p.drawImage(QRectF(box), self._extra_image)
+        p.setPen(QPen(QColor(self.extra.colour), 3))
+        p.drawRect(box.adjusted(1, 1, -2, -2))
+        p.setPen(QColor(self.extra.colour).darker(130))
+        for n, text in enumerate(self.extra.lines):
+            p.drawText(QRect(rect.left(), box.bottom() + 2 + n * line, rect.width(), line),
+                       Qt.AlignmentFlag.AlignLeft, text)
+
+    def describe(self, i: int) -> str:
+        s = self.strip
+        label, pred, wrong = self._caption(i)
+        where = ""
+        if s.maps is not None:
+            h, w = s.maps.shape[1:]
+            y, x = divmod(int(s.positions[i]), w)
+            where = f" at y={y}, x={x}"
+        verdict = " (wrong)" if wrong else ""
+        return (f"Example {int(s.indices[i])}: label {label}, the model says {pred}{verdict}"
+                f" · value {s.values[i]:.4g}{where}. Click to load it as the input.")
+
+
+class TokenStrip(_Strip):
+    """Examples as rows of tokens, each cell coloured by the unit's value there."""
+
+    def _metrics(self) -> QFontMetrics:
+        return QFontMetrics(self.font_small)
+
+    def _token_layout(self, width: int) -> tuple[list[QRect], list[list[QRect]]]:
+        """Each example's rectangle, and its tokens' cells (flowing onto new lines)."""
+        if self.strip is None:
+            return [], []
+        m = self._metrics()
+        line = m.height()
+        cell_h = line + 4
+        rows, cells = [], []
+        y = 0
+        for tokens in self.strip.tokens:
+            top = y
+            y += line + 2   # the caption line
+            x, row = 0, []
+            for token in tokens:
+                w = max(m.horizontalAdvance(token) + 6, 14)
+                if x + w > width and x > 0:
+                    x, y = 0, y + cell_h + 1
+                row.append(QRect(x, y, w, cell_h))
+                x += w + 1
+            y += cell_h
+            rows.append(QRect(0, top, width, y - top))
+            cells.append(row)
+            y += GAP
+        return rows, cells
+
+    def cell_rects(self, width: int) -> list[QRect]:
+        return self._token_layout(width)[0]
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 (Qt override)
+        if self.strip is None:
+            return
+        s = self.strip
+        p = QPainter(self)
+        p.setFont(self.font_small)
+        rows, cells = self._token_layout(self.width())
+        line = self._metrics().height()
+        text = self.palette().text().color()
+        for i, (row, row_cells) in enumerate(zip(rows, cells)):
+            label, pred, wrong = self._caption(i)
+            peak = int(s.positions[i])
+            at = s.tokens[i][peak] if peak < len(s.tokens[i]) else "?"
+            head = f"{s.values[i]:.3g} at '{at}' (#{int(s.indices[i])}) · "
+            head += f"next {label}, " if int(s.labels[i]) >= 0 else "no target, "
+            caption = QRect(row.left(), row.top(), row.width(), line)
+            p.setPen(text)
+            p.drawText(caption, Qt.AlignmentFlag.AlignLeft, head)
+            shift = self._metrics().horizontalAdvance(head)
+            p.setPen(WRONG if wrong else text)
+            p.drawText(caption.adjusted(shift, 0, 0, 0), Qt.AlignmentFlag.AlignLeft,
+                       f"says {pred}")
+            values = s.maps[i] if s.maps is not None else np.zeros(len(row_cells))
+            for t, cell in enumerate(row_cells):
+                v = float(values[t]) if t < len(values) else 0.0
+                p.fillRect(cell, value_colour(v, self.vmax))
+                if t == peak:
+                    p.setPen(QPen(QColor("#222"), 2))
+                    p.drawRect(cell.adjusted(1, 1, -1, -1))
+                p.setPen(QColor("#111"))
+                p.drawText(cell, Qt.AlignmentFlag.AlignCenter, s.tokens[i][t])
+        p.end()
+
+    def describe(self, i: int) -> str:
+        s = self.strip
+        label, pred, wrong = self._caption(i)
+        peak = int(s.positions[i])
+        verdict = " (wrong)" if wrong else ""
+        target = f"the next token is {label}" if int(s.labels[i]) >= 0 else \
+            "nothing is scored there"
+        return (f"Example {int(s.indices[i])}: value {s.values[i]:.4g} at position {peak}; "
+                f"{target}, the model says {pred}{verdict}. "
+                "Click to load it as the input.")
+
+
+def strip_vmax(*strips: ExampleStrip) -> float:
+    """The activation drawn at full colour: the largest magnitude any strip shows."""
+    values = [np.abs(s.maps).max() for s in strips if s.maps is not None and s.maps.size]
+    values += [np.abs(s.values).max() for s in strips if s.values.size]
+    return float(max(values, default=1.0)) or 1.0
