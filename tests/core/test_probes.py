@@ -117,3 +117,16 @@ def test_layer_rows_for_images_and_the_three_sequence_sites():
     assert rows.shape == (3, 28) and np.allclose(rows[1], pattern[2, :, 0, :].ravel())
     with pytest.raises(ValueError):
         layer_rows(seq, 1, np.array([1, 2]))
+
+
+def test_layers_wider_than_the_cap_are_probed_on_leading_components(monkeypatch):
+    from core.analysis import probes
+    monkeypatch.setattr(probes, "MAX_FEATURES", 50)  # stands for 4096, to stay quick
+    monkeypatch.setattr(probes, "PCA_COMPONENTS", 20)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    x = rng.standard_normal((300, 80))
+    x[:, :3] += 3 * np.eye(3)[labels]
+    report = probe_layers("t", ["x"], lambda site: x, labels, np.arange(300))
+    assert report.notes == ("x: 80 features probed on their 20 leading principal components",)
+    assert report.dims.tolist() == [80] and report.held_out[0] > report.chance + 0.2
