@@ -229,13 +229,14 @@ class UnitStudy:
         tasks = [("next token", scored, labels[scored[:, 0], scored[:, 1]],
                   tuple(ds.class_names))]
         if ds.name.startswith("induction"):
-            # BOS, then the letters, then the same letters again: position t is in the
-            # repeated half from (T - 1) // 2 + 1 on.
-            half = (ds.inputs.shape[1] - 1) // 2 + 1
+            # BOS, L letters, the same L letters again, then padding: position t is in
+            # the repeated half when t > L. (L varies, so position alone cannot say.)
             where = np.argwhere(valid)
             where = where[where[:, 1] >= 1]
+            half = (valid.sum(axis=1) - 1) // 2
+            repeated = (where[:, 1] > half[where[:, 0]]).astype(np.int64)
             tasks = [("next letter", *tasks[0][1:]),
-                     ("in the repeated half", where, (where[:, 1] >= half).astype(np.int64),
+                     ("in the repeated half", where, repeated,
                       ("first copy", "repeated half"))]
         out = []
         for n, (task, positions, y, classes) in enumerate(tasks):
