@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from core.ablation import Ablation
-from core.adapters import torch_hooks
+from core.adapters import torch_hooks, torch_sweep
 from core.jobs import CancelToken, check
 from core.model import HookReport, LayerInfo, RunResult
 
@@ -63,6 +63,11 @@ class TorchAdapter:
         self._resumable = (
             [n for n, _ in model.named_children()] if isinstance(model, nn.Sequential) else []
         )
+        self._plans: dict[str, Optional[torch_sweep.Plan]] = {}
+        #: How the last :meth:`run_sweep` computed its outputs: one of the path names
+        #: of :mod:`core.adapters.torch_sweep` ("closed form", "delta", "channel",
+        #: "exact") or "replicas" for the replicated forward pass.
+        self.last_sweep_path: Optional[str] = None
 
     def layers(self) -> tuple[LayerInfo, ...]:
         return self._layers
@@ -149,14 +154,46 @@ class TorchAdapter:
         _check_fired(state)
         return RunResult(x.numpy(), {}, HookReport(dict(state.fired), state.unchanged()))
 
+    def sweep_plan(self, site: str) -> Optional[torch_sweep.Plan]:
+        """The shortcut a sweep of ``site`` takes (see :mod:`core.adapters.torch_sweep`),
+        or ``None`` when it replicates the forward pass; planned once per site."""
+        if site not in self._plans:
+            shapes = {info.name: info.output_shape for info in self._layers}
+            try:
+                self._plans[site] = torch_sweep.plan(self.model, site, shapes, self._axes)
+            except Exception:  # a model the planner does not understand: replicate
+                log.exception("no sweep shortcut for %s", site)
+                self._plans[site] = None
+        return self._plans[site]
+
+    def sweep_needs(self, site: str, mode: str) -> Optional[tuple[str, ...]]:
+        """The sites whose cached intact outputs :meth:`run_sweep` takes as ``cached``
+        to sweep ``site`` without replicating the forward pass; ``None`` if it cannot."""
+        plan = self.sweep_plan(site)
+        return None if plan is None else plan.needs
+
     def run_sweep(self, site: str, units: Sequence[int], mode: str,
                   means: Optional[Mapping], inputs: np.ndarray,
-                  resume: Optional[str] = None) -> np.ndarray:
+                  resume: Optional[str] = None,
+                  cached: Optional[Mapping[str, np.ndarray]] = None) -> np.ndarray:
         """Ablate each of ``units`` of ``site`` alone, all in one batched pass.
 
         ``inputs`` are the model inputs (N, *input_shape), or the cached output of
         ``resume`` when given. Returns the outputs stacked per unit: (U, N, ...) float32.
+        ``cached``: the intact outputs of :meth:`sweep_needs`; with them, the sweep
+        computes only what each unit changes (:mod:`core.adapters.torch_sweep`).
         """
+        plan = self.sweep_plan(site) if cached is not None else None
+        if plan is not None:
+            self.last_sweep_path = plan.path
+            return torch_sweep.run(plan, units, mode, means, cached, inputs)
+        self.last_sweep_path = torch_sweep.REPLICAS
+        return self._replicated_sweep(site, units, mode, means, inputs, resume)
+
+    def _replicated_sweep(self, site: str, units: Sequence[int], mode: str,
+                          means: Optional[Mapping], inputs: np.ndarray,
+                          resume: Optional[str]) -> np.ndarray:
+        """The eval set once per unit, through the rest of the model batched."""
         units = tuple(units)
         n_u, n = len(units), len(inputs)
         spec = torch_hooks.SweepSpec(site, units, mode, means or {},

@@ -25,6 +25,9 @@ from core.model import ModelAdapter
 BATCH = 512
 #: Rows (replicas x examples) per batched sweep pass: bounds its memory.
 SWEEP_ROWS = 8192
+#: A sweep's answer is a close call when its two best logits lie within this fraction
+#: (of 1 + the top logit's size) of each other: float rounding could flip it.
+CLOSE_CALL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,20 @@ def _scores(logits: np.ndarray, dataset: Dataset) -> tuple[float, float, np.ndar
     return float(correct.mean()), loss, per_group
 
 
+def _close_calls(logits: np.ndarray, dataset: Dataset) -> np.ndarray:
+    """Indices of the examples with a scored answer whose top-2 margin is a close
+    call (see :data:`CLOSE_CALL`)."""
+    k = logits.shape[-1]
+    if k < 2:
+        return np.zeros(0, np.int64)
+    n = len(logits)
+    flat = logits.reshape(-1, k)
+    top2 = np.partition(flat, k - 2, axis=1)[:, k - 2:]
+    close = (top2[:, 1] - top2[:, 0]) <= CLOSE_CALL * (1 + np.abs(top2[:, 1]))
+    close &= dataset.labels.reshape(-1) >= 0
+    return np.flatnonzero(close.reshape(n, -1).any(axis=1))
+
+
 class Evaluator:
     """Evaluates one adapter on one dataset, caching what toggles can reuse."""
 
@@ -211,25 +228,62 @@ class Evaluator:
 
     def sweep(self, site: str, units: Sequence[int], mode: str = "zero",
               token: Optional[CancelToken] = None) -> Sweep:
-        """Ablate each unit of ``site`` alone, batched: the replicas of the eval set run
-        through the model together, from the cached resume point when there is one."""
+        """Ablate each unit of ``site`` alone, batched, with the same numbers as one
+        :meth:`evaluate` per unit.
+
+        An adapter that knows a shortcut (``sweep_needs``: the torch adapter on a
+        sequential model) gets the cached intact outputs it asks for and computes only
+        what each unit changes; otherwise the replicas of the eval set run through the
+        model together, from the cached resume point when there is one. A shortcut
+        adds up the same terms in another order, so the examples whose two best answers
+        lie within rounding of each other are rescored by the direct path: accuracies
+        equal :meth:`evaluate`'s exactly, losses to float rounding.
+        """
         units = tuple(units)
         means = self.means([site], token) if mode == "mean" else {}
         resume = self.adapter.resume_point(site)
         source = self.site_output(resume, token) if resume else self.dataset.inputs
         base = self._score(self.baseline_logits(token), token)[0]
+        needs_fn = getattr(self.adapter, "sweep_needs", None)
+        needs = needs_fn(site, mode) if needs_fn is not None else None
+        extra = {}
+        if needs is not None:
+            extra = {"cached": {name: self.site_output(name, token) for name in needs}}
         acc, loss = [], []
         per_chunk = max(1, SWEEP_ROWS // max(len(self.dataset), 1))
         for start in range(0, len(units), per_chunk):
             report(token, start / len(units), f"sweeping {site}: unit {start}/{len(units)}")
             chunk = units[start:start + per_chunk]
-            outs = self.adapter.run_sweep(site, chunk, mode, means, source, resume)
-            for out in outs:
+            outs = self.adapter.run_sweep(site, chunk, mode, means, source, resume, **extra)
+            for unit, out in zip(chunk, outs):
+                out = self._rescore_close_calls(site, unit, mode, means, out, token)
                 right, lost, _ = self._score(out, token)
                 acc.append(right)
                 loss.append(lost)
         report(token, 1.0, f"sweeping {site}: done")
         return Sweep(site, units, mode, np.array(acc), np.array(loss), base)
+
+    def _rescore_close_calls(self, site: str, unit: int, mode: str, means: dict,
+                             out: np.ndarray, token: Optional[CancelToken]) -> np.ndarray:
+        """``out`` with the examples whose answer rounding could flip (top-2 margin
+        within :data:`CLOSE_CALL` of the top logit) recomputed as :meth:`evaluate`
+        computes them."""
+        if self.dataset.kind is ModelKind.EMBEDDING:
+            return out  # no answer to flip: cosine similarities differ by rounding only
+        rows = _close_calls(out, self.dataset)
+        if not len(rows):
+            return out
+        abl = (Ablation(site, (unit,), mode),)
+        resumed = self.adapter.resume_point(site, inclusive=True)
+        if resumed:
+            acts = self.site_output(resumed, token)[rows]
+            direct = self.adapter.run_from(resumed, acts, abl, means).outputs
+        else:
+            direct = self.adapter.run(self.dataset.inputs[rows], ablations=abl,
+                                      means=means).outputs
+        out = np.array(out)
+        out[rows] = direct
+        return out
 
     def _batched(self, fn, token: Optional[CancelToken], what: str) -> np.ndarray:
         n = len(self.dataset)

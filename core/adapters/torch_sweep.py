@@ -1,0 +1,679 @@
+"""Exact per-unit sweeps that compute only what one unit's ablation can change.
+
+A sweep switches off each unit of a site alone. Replicating the eval set once per
+unit and rerunning the rest of the network costs as much as a loop of forwards; this
+module plans, once per site of a sequential model, a cheaper route that gives the same
+numbers (up to float rounding; :meth:`core.analysis.evaluate.Evaluator.sweep` rescores
+the examples where rounding could flip an answer):
+
+1. **Per channel.** Modules that act on each channel alone (ReLU and other
+   elementwise functions, max/average pooling, BatchNorm in eval, Dropout in eval,
+   Identity, a Flatten that turns channel ``c`` into a slice of features) run only on
+   the ablated unit's channel: its replacement (zero or the dataset mean, the same for
+   every example) runs through them once, its intact value is the cached activation.
+   Examples where the two are equal are not changed by the ablation at all: their
+   output is the baseline's.
+2. **First linear layer.** A Conv1d/Conv2d (groups=1) or Linear mixes the channels,
+   but linearly: its pre-activation changes by the layer applied to that channel's
+   change alone (the weight slice of the channel, no bias). That costs 1/C of the
+   layer, instead of all of it, per unit.
+3. **Further linear layers** carry the change on (Linear, Conv, Flatten, average
+   pooling, BatchNorm in eval, ...). If the output is reached, the logits are the
+   baseline's plus the change: closed form. Otherwise the changed examples of every
+   unit run, stacked, through the rest of the model from the first non-linear layer,
+   starting at its cached intact input plus the change.
+
+A site inside a block (a head of an attention layer) uses the block's traced graph
+(:mod:`torch.fx`): when everything between the site and the block's output is linear
+in the site's value (reshapes, a Linear, the residual add), the block's output changes
+by that linear map of the unit's change, and steps 3 apply from there. Where no
+shortcut applies (a non-sequential model, a layer whose change runs through a
+non-linear mix such as attention), :meth:`plan` returns ``None`` and the adapter runs
+its replicated sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from math import prod
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from core.ablation import sweep_masks
+
+log = logging.getLogger(__name__)
+
+#: Modules that map each element alone (in eval mode).
+ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU,
+               nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign,
+               nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish, nn.Tanhshrink, nn.Identity)
+DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+#: Modules that act on each channel (axis 1) alone.
+POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
+        nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.LPPool1d,
+        nn.LPPool2d)
+BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d)
+#: Linear (no bias) modules that a change passes through as the module itself.
+LINEAR_AS_IS = (nn.Flatten, nn.Unflatten, nn.Identity, nn.AvgPool1d, nn.AvgPool2d,
+                nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d) + DROPOUT
+CONV = (nn.Conv1d, nn.Conv2d)
+
+#: Path names, as :attr:`TorchAdapter.last_sweep_path` reports them.
+CLOSED_FORM = "closed form"      # the output's change is a linear map of the unit's
+EXACT = "exact"                   # the unit is part of the output: replaced in place
+DELTA = "delta"                   # linear change, then the changed rows run on
+CHANNEL = "channel"               # per-channel, then the changed rows run on
+REPLICAS = "replicas"             # no shortcut: every unit's replica runs the model
+
+
+def _eval_mode(module: nn.Module) -> bool:
+    return not module.training
+
+
+def _per_element(module: nn.Module) -> bool:
+    if isinstance(module, DROPOUT):
+        return _eval_mode(module)
+    return isinstance(module, ELEMENTWISE)
+
+
+def _per_channel(module: nn.Module, ndim: int) -> bool:
+    """``module`` acts on each channel of an (N, C, ...) input alone."""
+    if isinstance(module, POOL):
+        pool_dims = 2 if "2d" in type(module).__name__ else 1
+        if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)) and module.return_indices:
+            return False
+        return ndim == 2 + pool_dims
+    if isinstance(module, BATCHNORM):
+        return (_eval_mode(module) and module.running_mean is not None
+                and ndim in ((2, 3) if isinstance(module, nn.BatchNorm1d) else (4,)))
+    return False
+
+
+def _conv_ok(module: nn.Module, ndim: int) -> bool:
+    dims = 2 if isinstance(module, nn.Conv2d) else 1
+    return (isinstance(module, CONV) and module.padding_mode == "zeros"
+            and ndim == 2 + dims)
+
+
+def _linear_as_is(module: nn.Module) -> bool:
+    if isinstance(module, DROPOUT):
+        return _eval_mode(module)
+    return isinstance(module, LINEAR_AS_IS)
+
+
+def linear_change(module: nn.Module, delta: torch.Tensor) -> Optional[torch.Tensor]:
+    """What ``module``'s output changes by when its input changes by ``delta``, for a
+    module linear in its input (bias dropped); ``None`` when it is not linear."""
+    if isinstance(module, nn.Linear):
+        return F.linear(delta, module.weight)
+    if isinstance(module, CONV) and module.padding_mode == "zeros":
+        conv = F.conv2d if isinstance(module, nn.Conv2d) else F.conv1d
+        return conv(delta, module.weight, None, module.stride, module.padding,
+                    module.dilation, module.groups)
+    if isinstance(module, BATCHNORM) and _eval_mode(module) \
+            and module.running_var is not None:
+        scale = torch.rsqrt(module.running_var + module.eps)
+        if module.weight is not None:
+            scale = scale * module.weight
+        return delta * scale.reshape(1, -1, *([1] * (delta.dim() - 2)))
+    if _linear_as_is(module):
+        return module(delta)
+    return None
+
+
+def _is_linear_module(module: nn.Module) -> bool:
+    """Whether :func:`linear_change` knows ``module`` as linear in its input."""
+    if isinstance(module, nn.Linear):
+        return True
+    if isinstance(module, CONV):
+        return module.padding_mode == "zeros"
+    if isinstance(module, BATCHNORM):
+        return _eval_mode(module) and module.running_var is not None
+    return _linear_as_is(module)
+
+
+def max_pool(module: nn.Module, x: torch.Tensor) -> Optional[torch.Tensor]:
+    """``nn.MaxPool2d`` with kernel = stride and no padding, as elementwise maxima of
+    strided slices: the same values (a maximum picks one of its inputs) and, on CPU,
+    many times faster than the pooling kernel on NCHW tensors. ``None`` when the
+    module is not such a pool."""
+    if not isinstance(module, nn.MaxPool2d) or x.dim() != 4 or module.return_indices:
+        return None
+    pair = nn.modules.utils._pair
+    k, s = pair(module.kernel_size), pair(module.stride or module.kernel_size)
+    if k != s or pair(module.padding) != (0, 0) or pair(module.dilation) != (1, 1):
+        return None
+    h, w = x.shape[2] // k[0], x.shape[3] // k[1]
+    if h == 0 or w == 0 or (module.ceil_mode and (x.shape[2] % k[0] or x.shape[3] % k[1])):
+        return None
+    x = x[:, :, :h * k[0], :w * k[1]]
+    out = None
+    for i in range(k[0]):
+        for j in range(k[1]):
+            part = x[:, :, i::k[0], j::k[1]]
+            out = part if out is None else torch.maximum(out, part)
+    return out
+
+
+def run_module(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)``, with the faster equal form of a max pool."""
+    fast = max_pool(module, x)
+    return module(x) if fast is None else fast
+
+
+def _tensor(arr: np.ndarray) -> torch.Tensor:
+    # Never written to in place: shares the cached array's memory where it may.
+    arr = np.ascontiguousarray(arr)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
+@dataclass
+class _Block:
+    """The traced graph of the top-level child holding a nested site, and what of it
+    the change of the site's output runs through (all linear)."""
+
+    graph: fx.Graph
+    root: nn.Module
+    site_node: fx.Node
+    dependent: set
+    meta: set
+    needed: list  # independent nodes whose values the linear steps use, graph order
+
+
+@dataclass
+class Plan:
+    """How to sweep the units of one site. ``needs``: the sites whose cached intact
+    outputs :meth:`run` takes (``cached``)."""
+
+    site: str
+    path: str
+    needs: tuple[str, ...]
+    site_shape: tuple[int, ...]
+    axis: int                      # unit axis of the batched site output
+    children: list                 # (name, module) of the top-level Sequential
+    chain: list = field(default_factory=list)   # per-channel children after the site
+    chain_end: str = ""            # the site whose output the per-channel part ends at
+    flat: int = 0                  # >0: features per channel after a Flatten in chain
+    mixer: Optional[nn.Module] = None
+    linear: list = field(default_factory=list)  # further linear children
+    base: str = ""                 # intact output the changed rows restart from
+    rest: list = field(default_factory=list)    # children run on the changed rows
+    output: str = ""               # the last child: its output is the baseline's
+    block: Optional[_Block] = None
+
+    def describe(self) -> str:
+        return f"{self.site}: {self.path}"
+
+
+def _child_index(children: list, name: str) -> int:
+    return [n for n, _ in children].index(name)
+
+
+def plan(model: nn.Module, site: str, shapes: Mapping[str, tuple[int, ...]],
+         axes: Mapping[str, int]) -> Optional[Plan]:
+    """The cheapest exact route for a sweep of ``site`` (see the module docstring), or
+    ``None`` for the replicated sweep. ``shapes``: site -> one example's output shape;
+    ``axes``: site -> unit axis of the batched output."""
+    if not isinstance(model, nn.Sequential) or site not in shapes:
+        return None
+    children = list(model.named_children())
+    names = [n for n, _ in children]
+    top = site.split(".")[0]
+    if top not in names or any(n not in shapes for n in names):
+        return None
+    shape = tuple(shapes[site])
+    axis = axes.get(site, 1)
+    output = names[-1]
+    if top != site:
+        return _nested_plan(model, site, shape, axis, children, shapes, output)
+    j = names.index(site)
+    p = Plan(site, CHANNEL, (), shape, axis, children, output=output)
+    ndim, k = len(shape) + 1, j + 1
+    while k < len(children):
+        module = children[k][1]
+        if _per_element(module) or (axis == 1 and _per_channel(module, ndim)):
+            pass
+        elif (isinstance(module, nn.Flatten) and not p.flat and axis == 1 and ndim > 2
+              and module.start_dim == 1 and module.end_dim in (-1, ndim - 1)):
+            p.flat = prod(shapes[names[k - 1]][1:])
+            ndim = 2
+        elif isinstance(module, nn.Flatten) and ndim == 2:
+            pass
+        else:
+            break
+        p.chain.append(children[k])
+        k += 1
+    p.chain_end = names[k - 1]
+    if k == len(children):
+        p.path, p.needs = EXACT, (p.chain_end,)
+        return p
+    module = children[k][1]
+    last = axis == ndim - 1 or (p.flat and ndim == 2)
+    if isinstance(module, nn.Linear) and last:
+        p.mixer = module
+    elif axis == 1 and not p.flat and _conv_ok(module, ndim) and module.groups == 1:
+        p.mixer = module
+    if p.mixer is None:
+        # Nothing linear to fold: the changed rows run on from the chain's end.
+        p.base, p.rest = p.chain_end, children[k:]
+        p.needs = (p.chain_end, output)
+        return p
+    k += 1
+    while k < len(children) and _is_linear_module(children[k][1]):
+        p.linear.append(children[k])
+        k += 1
+    if k == len(children):
+        p.path, p.needs = CLOSED_FORM, (p.chain_end, output)
+    else:
+        p.path, p.base, p.rest = DELTA, names[k - 1], children[k:]
+        p.needs = (p.chain_end, p.base, output)
+    return p
+
+
+def _nested_plan(model, site, shape, axis, children, shapes, output) -> Optional[Plan]:
+    names = [n for n, _ in children]
+    j = names.index(site.split(".")[0])
+    block = trace_block(children[j][1], site.partition(".")[2])
+    if block is None:
+        return None
+    p = Plan(site, CLOSED_FORM, (), shape, axis, children, output=output, block=block)
+    k = j + 1
+    while k < len(children) and _is_linear_module(children[k][1]):
+        p.linear.append(children[k])
+        k += 1
+    if k == len(children):
+        p.needs = (site, output)
+    else:
+        p.path, p.base, p.rest = DELTA, names[k - 1], children[k:]
+        p.needs = (site, p.base, output)
+    return p
+
+
+# --- running a plan -------------------------------------------------------------------
+
+
+def run(p: Plan, units: Sequence[int], mode: str, means: Optional[Mapping],
+        cached: Mapping[str, np.ndarray], inputs: Optional[np.ndarray] = None
+        ) -> np.ndarray:
+    """Outputs (U, N, ...) float32 with each of ``units`` of the site ablated alone.
+
+    ``cached``: the intact outputs of ``p.needs``; ``inputs``: the input of the block
+    holding a nested site (the output of the child before it, or the model inputs).
+    Examples a unit's ablation does not change get the baseline's output.
+    """
+    units = tuple(units)
+    _, fill = sweep_masks(p.site, units, mode, p.site_shape, p.axis - 1, means or {})
+    # Zero ablations come back as a (U, 1, ...) fill of zeros: the replacement's shape.
+    fill = np.array(np.broadcast_to(fill, (len(units), *p.site_shape)), np.float32)
+    baseline = _tensor(cached[p.output])
+    n = baseline.shape[0]
+    with torch.inference_mode():
+        out = baseline.unsqueeze(0).repeat(len(units), *([1] * baseline.dim()))
+        if p.block is not None:
+            rows, change = _block_changes(p, units, fill, cached, inputs)
+        else:
+            rows, change = _channel_changes(p, units, fill, cached)
+        if change is None:  # no unit changes any example
+            return out.numpy()
+        if p.path == EXACT:
+            new = change  # already the output's rows
+        else:
+            for _, module in p.linear:
+                change = linear_change(module, change)
+            if p.path == CLOSED_FORM:
+                new = baseline[rows.flat] + change
+            else:
+                new = change if p.path == CHANNEL else _tensor(cached[p.base])[rows.flat] + change
+                for _, module in p.rest:
+                    new = run_module(module, new)
+        out.view(len(units) * n, *baseline.shape[1:])[rows.flat_in_out(n)] = new
+    return out.numpy()
+
+
+@dataclass
+class _Rows:
+    """Which examples each unit changes, concatenated unit after unit."""
+
+    per_unit: list
+
+    @property
+    def flat(self) -> torch.Tensor:
+        return torch.cat(self.per_unit) if self.per_unit else torch.zeros(0, dtype=torch.long)
+
+    def flat_in_out(self, n: int) -> torch.Tensor:
+        """Indices into the (U * N) stacked outputs."""
+        parts = [idx + i * n for i, idx in enumerate(self.per_unit)]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+
+
+def _chain(p: Plan, x: torch.Tensor) -> torch.Tensor:
+    for _, module in p.chain:
+        x = run_module(module, x)
+    return x
+
+
+def _channel_changes(p: Plan, units, fill: np.ndarray, cached):
+    """Per unit: the examples its ablation changes, and for those either the new
+    output rows (EXACT), the replica rows at the chain's end (CHANNEL) or the change
+    of the mixing layer's output (CLOSED_FORM, DELTA), all units concatenated."""
+    intact = _tensor(cached[p.chain_end])
+    # The replacement is the same for every example: one pass for all units.
+    replaced = _chain(p, torch.from_numpy(np.ascontiguousarray(fill)))
+    axis = 1 if p.flat else p.axis
+    per_unit, parts = [], []
+    for i, unit in enumerate(units):
+        lo, width = (unit * p.flat, p.flat) if p.flat else (unit, 1)
+        old = intact.narrow(axis, lo, width)
+        new = replaced[i:i + 1].narrow(axis, lo, width)
+        rows = torch.nonzero((old != new).flatten(1).any(1)).flatten()
+        per_unit.append(rows)
+        if not len(rows):
+            continue
+        if p.mixer is None:
+            part = intact[rows].clone()
+            part.narrow(axis, lo, width).copy_(new.expand_as(old[rows]))
+        else:
+            change = new - old[rows]
+            part = _mix(p.mixer, change, lo, width, axis)
+        parts.append(part)
+    return _Rows(per_unit), torch.cat(parts) if parts else None
+
+
+def _mix(mixer: nn.Module, change: torch.Tensor, lo: int, width: int, axis: int
+         ) -> torch.Tensor:
+    """The mixing layer's output change from ``change`` of input slice lo:lo+width."""
+    if isinstance(mixer, nn.Linear):
+        # The unit's features lie on the last axis.
+        return change @ mixer.weight[:, lo:lo + width].t()
+    conv = F.conv2d if isinstance(mixer, nn.Conv2d) else F.conv1d
+    return conv(change, mixer.weight[:, lo:lo + width], None, mixer.stride,
+                mixer.padding, mixer.dilation)
+
+
+# --- blocks: a nested site, through the block's traced graph -------------------------
+
+#: Factory functions that fx cannot trace when given traced sizes (``torch.ones(t, t)``).
+_FACTORIES = ("ones", "zeros", "full", "empty", "arange", "eye", "ones_like",
+              "zeros_like", "full_like", "rand", "randn", "tensor")
+
+
+def _has_proxy(args, kwargs) -> Optional[fx.Proxy]:
+    found = []
+    fx.node.map_aggregate((args, kwargs),
+                          lambda a: found.append(a) if isinstance(a, fx.Proxy) else a)
+    return found[0] if found else None
+
+
+@contextmanager
+def _traceable_factories() -> Iterator[None]:
+    """Let fx record ``torch.ones(t, t)`` and the like when ``t`` is traced: each
+    factory is wrapped only while tracing; a call without traced arguments goes
+    straight to the original."""
+    saved = {}
+
+    def wrap(orig):
+        def wrapper(*args, **kwargs):
+            proxy = _has_proxy(args, kwargs)
+            if proxy is None:
+                return orig(*args, **kwargs)
+            return proxy.tracer.create_proxy("call_function", orig, args, kwargs)
+        return wrapper
+
+    try:
+        for name in _FACTORIES:
+            saved[name] = getattr(torch, name)
+            setattr(torch, name, wrap(saved[name]))
+        yield
+    finally:
+        for name, orig in saved.items():
+            setattr(torch, name, orig)
+
+
+class _Tracer(fx.Tracer):
+    def __init__(self, site_module: nn.Module) -> None:
+        super().__init__()
+        self.site_module = site_module
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return m is self.site_module or super().is_leaf_module(m, qualname)
+
+
+_ADD = {operator.add, torch.add, "add"}
+_SUB = {operator.sub, torch.sub, "sub"}
+_NEG = {operator.neg, torch.neg, "neg"}
+_MUL = {operator.mul, torch.mul, "mul"}
+_DIV = {operator.truediv, torch.div, "div"}
+#: Shape-only operations: linear; the change goes through them as the value does.
+_SHAPE_FNS = {operator.getitem, torch.flatten, torch.transpose, torch.permute,
+              torch.reshape, torch.squeeze, torch.unsqueeze, torch.movedim, torch.t,
+              torch.narrow, torch.select}
+_SHAPE_METHODS = {"transpose", "permute", "reshape", "view", "flatten", "contiguous",
+                  "unsqueeze", "squeeze", "unflatten", "movedim", "t", "narrow",
+                  "select", "expand", "view_as", "reshape_as", "expand_as", "clone"}
+_META_METHODS = {"size", "dim"}
+_META_ATTRS = {"shape", "ndim", "dtype", "device"}
+
+
+_IN_PLACE_OPERATORS = {getattr(operator, n) for n in (
+    "iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow", "iand", "ior",
+    "ixor", "ilshift", "irshift", "imatmul")}
+
+
+def _in_place(node: fx.Node, root: nn.Module) -> bool:
+    """A node that writes into a tensor: the traced graph would not show it."""
+    if node.kwargs.get("out") is not None:
+        return True
+    if node.op == "call_method":
+        name = str(node.target)
+        return name.endswith("_") and not name.startswith("_")
+    if node.op == "call_function":
+        name = getattr(node.target, "__name__", "")
+        return node.target in _IN_PLACE_OPERATORS or \
+            (name.endswith("_") and not name.startswith("_"))
+    if node.op == "call_module":
+        return bool(getattr(root.get_submodule(node.target), "inplace", False))
+    return False
+
+
+def trace_block(block: nn.Module, site: str) -> Optional[_Block]:
+    """``block``'s graph, if its output is linear in the output of submodule ``site``
+    (and nothing writes in place); ``None`` otherwise, or if it cannot be traced."""
+    try:
+        site_module = block.get_submodule(site)
+        with _traceable_factories():
+            graph = _Tracer(site_module).trace(block)
+    except Exception as exc:  # untraceable code: the replicated sweep handles it
+        log.info("no traced sweep for %s: %s", site, exc)
+        return None
+    nodes = list(graph.nodes)
+    calls = [n for n in nodes if n.op == "call_module" and n.target == site]
+    placeholders = [n for n in nodes if n.op == "placeholder"]
+    if len(calls) != 1 or len(placeholders) != 1 or any(_in_place(n, block) for n in nodes):
+        return None
+    site_node = calls[0]
+    dependent, meta = {site_node}, set()
+    for node in nodes[nodes.index(site_node) + 1:]:
+        inputs = node.all_input_nodes
+        if not any(a in dependent for a in inputs):
+            continue
+        if node.op == "output":
+            if not (len(node.args) == 1 and node.args[0] in dependent):
+                return None
+            continue
+        if _meta(node, dependent):
+            meta.add(node)
+        elif _linear_rule(node, dependent, block):
+            dependent.add(node)
+        else:
+            return None
+    if not any(n.op == "output" and n.args[0] in dependent for n in nodes):
+        return None
+    # The independent values the linear steps read (sizes, multipliers), with what
+    # they are computed from.
+    needed: set = set()
+    stack = [a for n in dependent | meta if n is not site_node
+             for a in n.all_input_nodes if a not in dependent and a not in meta]
+    while stack:
+        node = stack.pop()
+        if node in needed or node in dependent:
+            continue
+        needed.add(node)
+        stack.extend(a for a in node.all_input_nodes if a not in meta)
+    order = [n for n in nodes if n in needed]
+    return _Block(graph, block, site_node, dependent, meta, order)
+
+
+def _meta(node: fx.Node, dependent: set) -> bool:
+    """A node that reads only the shape (dtype, device) of a changing value."""
+    first = node.args[0] if node.args else None
+    if first not in dependent or any(a in dependent for a in node.all_input_nodes
+                                     if a is not first):
+        return False
+    if node.op == "call_method":
+        return node.target in _META_METHODS
+    return node.op == "call_function" and node.target is getattr \
+        and len(node.args) == 2 and node.args[1] in _META_ATTRS
+
+
+def _linear_rule(node: fx.Node, dependent: set, root: nn.Module) -> bool:
+    """Whether ``node``'s output is linear in its changing input(s)."""
+    deps = [a for a in _flat_args(node) if isinstance(a, fx.Node) and a in dependent]
+    if node.op == "call_module":
+        module = root.get_submodule(node.target)
+        return len(node.args) >= 1 and node.args[0] in dependent and len(deps) == 1 \
+            and not node.kwargs and _is_linear_module(module)
+    target = node.target
+    if node.op not in ("call_function", "call_method"):
+        return False
+    if target in _ADD or target in _SUB:
+        return "alpha" not in node.kwargs and len(node.args) == 2
+    first_dep = bool(node.args) and node.args[0] in dependent
+    if target in _NEG:
+        return len(node.args) == 1
+    if target in _MUL:
+        return len(node.args) == 2 and len(deps) == 1 and not node.kwargs
+    if target in _DIV:
+        return len(node.args) == 2 and len(deps) == 1 and first_dep and not node.kwargs
+    if node.op == "call_function" and target in _SHAPE_FNS:
+        return first_dep and len(deps) == 1
+    if node.op == "call_method" and target in _SHAPE_METHODS:
+        return first_dep and len(deps) == 1
+    return False
+
+
+def _flat_args(node: fx.Node) -> list:
+    out: list = []
+    fx.node.map_aggregate((node.args, node.kwargs), lambda a: out.append(a) or a)
+    return out
+
+
+def _fetch_attr(root: nn.Module, target: str) -> Any:
+    obj = root
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _block_changes(p: Plan, units, fill: np.ndarray, cached, inputs: np.ndarray):
+    """Per unit: the examples its ablation changes and the change of the block's
+    output on them, through the block's linear graph."""
+    block = p.block
+    intact = _tensor(cached[p.site])
+    x = _tensor(np.asarray(inputs))
+    fills = torch.from_numpy(np.ascontiguousarray(fill))
+    per_unit, parts = [], []
+    for i, unit in enumerate(units):
+        old = intact.narrow(p.axis, unit, 1)
+        new = fills[i:i + 1].narrow(p.axis, unit, 1)
+        rows = torch.nonzero((old != new).flatten(1).any(1)).flatten()
+        per_unit.append(rows)
+        if not len(rows):
+            continue
+        change = torch.zeros(len(rows), *intact.shape[1:])
+        change.narrow(p.axis, unit, 1).copy_(new - old[rows])
+        parts.append(_propagate(block, x[rows], change))
+    return _Rows(per_unit), torch.cat(parts) if parts else None
+
+
+def _propagate(block: _Block, x: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+    """The change of ``block``'s output for rows ``x`` of its input when its site's
+    output changes by ``change``."""
+    values: dict = {}
+    deltas: dict = {block.site_node: change}
+    wanted = set(block.needed)
+
+    def value(a):
+        return fx.node.map_arg(a, lambda n: values[n] if n in values else
+                               deltas[n] if n in deltas else _missing(n))
+
+    for node in block.graph.nodes:
+        if node.op == "output":
+            return deltas[node.args[0]]
+        if node in wanted:
+            values[node] = _evaluate(node, block.root, x, value)
+        elif node in block.meta:
+            values[node] = _evaluate(node, block.root, x, value)
+        elif node in block.dependent and node is not block.site_node:
+            deltas[node] = _delta(node, block.root, value, deltas, values)
+    raise RuntimeError("the traced block has no output")
+
+
+def _missing(node):
+    raise RuntimeError(f"no value for {node} in the traced sweep")
+
+
+def _evaluate(node: fx.Node, root: nn.Module, x: torch.Tensor, value: Callable):
+    if node.op == "placeholder":
+        return x
+    if node.op == "get_attr":
+        return _fetch_attr(root, node.target)
+    args, kwargs = value(node.args), value(node.kwargs)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)
+    if node.op == "call_method":
+        return getattr(args[0], node.target)(*args[1:], **kwargs)
+    if node.op == "call_module":
+        return root.get_submodule(node.target)(*args, **kwargs)
+    raise RuntimeError(f"cannot evaluate {node.op} in a traced sweep")
+
+
+def _delta(node: fx.Node, root: nn.Module, value: Callable, deltas: dict, values: dict):
+    """The change of a linear node's output from the changes of its inputs."""
+    target = node.target
+    if node.op == "call_module":
+        return linear_change(root.get_submodule(target), deltas[node.args[0]])
+    a, b = (node.args + (None, None))[:2]
+    if target in _ADD or target in _SUB:
+        sign = -1 if target in _SUB else 1
+        shape = torch.broadcast_shapes(*(_shape(v, deltas, values) for v in (a, b)))
+        total = None
+        for operand, s in ((a, 1), (b, sign)):
+            if isinstance(operand, fx.Node) and operand in deltas:
+                part = deltas[operand] if s == 1 else -deltas[operand]
+                total = part if total is None else total + part
+        return total.expand(shape) if tuple(total.shape) != tuple(shape) else total
+    if target in _NEG:
+        return -deltas[a]
+    if target in _MUL:
+        if isinstance(a, fx.Node) and a in deltas:
+            return deltas[a] * value(b)
+        return value(a) * deltas[b]
+    if target in _DIV:
+        return deltas[a] / value(b)
+    args, kwargs = value(node.args), value(node.kwargs)
+    if node.op == "call_function":
+        return target(*args, **kwargs)
+    return getattr(args[0], target)(*args[1:], **kwargs)
+
+
+def _shape(v, deltas: dict, values: dict) -> tuple:
+    if isinstance(v, fx.Node):
+        v = deltas[v] if v in deltas else values[v]
+    return tuple(v.shape) if isinstance(v, torch.Tensor) else ()
