@@ -108,6 +108,8 @@ class Script(QObject):
     def _advance(self) -> None:
         if self.window.worker.busy or self.window.workbench.info is None:
             return
+        if self.exit_code == 2:  # failed (an error of the last step): no screenshot over it
+            return
         if self.stage >= len(self.steps):
             self._finish()
             return
