@@ -61,18 +61,25 @@ class Flow:
     output_key: Optional[tuple]
 
     def source(self, name: str) -> Optional[str]:
-        """The innermost module whose output ``name`` reads, ``INPUT``, or ``None``."""
+        """The module whose output ``name`` reads (the last to return that tensor,
+        not counting containers that return a child's output), ``INPUT``, or ``None``."""
         if self.calls.get(name) != 1:
             return None
-        found = self.sources.get(name, ())
-        return found[0] if found else None
+        found = _innermost(self.sources.get(name, ()))
+        return found[-1] if found else None
 
     def consumers(self, name: str) -> list[str]:
-        """Modules (run once) whose first input is exactly ``name``'s output."""
-        key = self.outputs.get(name)
-        return [n for n, k in self.inputs.items()
-                if k == key and n != name and not n.startswith(name + ".")
-                and not name.startswith(n + ".")]
+        """Modules whose first input is exactly what ``name`` returned (not through
+        another module returning the same tensor, such as an identity)."""
+        return [n for n, found in self.sources.items()
+                if _innermost(found)[-1:] == (name,)
+                and not n.startswith(name + ".") and not name.startswith(n + ".")]
+
+
+def _innermost(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` without the containers that only returned another's output."""
+    return tuple(n for n in names
+                 if not any(m != n and m.startswith(n + ".") for m in names))
 
 
 def _key(t: torch.Tensor) -> tuple:
@@ -158,12 +165,12 @@ def unit_weights(model: nn.Module, flow: Flow, site: str, unit: int,
         return None
     attn = _attention_of(model, site)
     if attn is not None:
-        return _circuits(model, flow, attn, unit, labels)
+        return _circuits(model, attn, unit, labels)
     name = _weighted(model, flow, site)
     if name is None:
         return None
     module = modules[name]
-    via = "" if name == site else f" ({site} passes on {name}'s units unchanged)"
+    via = "" if name == site else f" ({site} keeps {name}'s units, one for one)"
     if isinstance(module, nn.Conv2d):
         return _kernels(module, flow, name, unit, via)
     return _incoming(module, modules, flow, name, unit, via)
@@ -258,7 +265,7 @@ def _rows_for(n: int) -> int:
     """Rows of a near-square wrap of ``n`` features (1: draw one row)."""
     if n <= 32:
         return 1
-    h = int(math.isqrt(n))
+    h = math.isqrt(n)
     while h > 1 and n % h:
         h -= 1
     return h if n // h <= 4 * h else 1
@@ -273,14 +280,14 @@ def _attention_of(model: nn.Module, site: str) -> Optional[nn.Module]:
     modules = dict(model.named_modules())
     for name in (site, site.rpartition(".")[0]):
         module = modules.get(name)
-        if isinstance(module, tiny_transformer.Attention):
-            if name == site or site.rpartition(".")[2] in (module.mechscope_pattern,
-                                                           module.mechscope_heads):
-                return module
+        child = site.rpartition(".")[2]
+        if isinstance(module, tiny_transformer.Attention) and (
+                name == site or child in (module.mechscope_pattern, module.mechscope_heads)):
+            return module
     return None
 
 
-def _circuits(model: nn.Module, flow: Flow, attn: nn.Module, head: int,
+def _circuits(model: nn.Module, attn: nn.Module, head: int,
               labels: Sequence[str]) -> Optional[UnitWeights]:
     from core.zoo import tiny_transformer
 
