@@ -27,6 +27,8 @@ from gui.views.probes_view import ProbesView
 from gui.worker import UnexpectedError
 
 IMPORTANCE, PROBES, MAP = "unit-importance", "probes", "layer-map"
+#: Windows shorter than this open the layer map beside the model tree, not below.
+SHORT_WINDOW = 800
 
 
 def switched_off(ablations, sites) -> set[tuple[str, int]]:
@@ -52,7 +54,7 @@ class AnalysisController(QObject):
         self.workbench = wb = window.workbench
         self.worker = window.worker
         self.importance = ImportanceChartView(button_text="Measure importance", what="unit",
-                                              exportable=True)
+                                              exportable=True, one_row=True)
         self.importance.set_caption("Each unit of the selected layer is switched off "
                                     "alone (zero or mean, as in the ablation panel) and "
                                     "the accuracy lost is charted. Press the button.")
@@ -61,6 +63,7 @@ class AnalysisController(QObject):
         self.importance_dock = self._dock("Importance", self.importance)
         self.probes_dock = self._dock("Probes", self.probes)
         self.map_dock = self._dock("Layer map", self.layer_map)
+        self._map_placed = False
         self.menu = window.menuBar().addMenu("&Analyse")
         self.importance_action = QAction("Measure &importance of this layer", self)
         self.importance_action.setShortcut(QKeySequence("Ctrl+I"))
@@ -122,10 +125,21 @@ class AnalysisController(QObject):
 
     # --- showing a dock ----------------------------------------------------------------
     def show_dock(self, dock: QDockWidget) -> None:
+        window = self.window
+        if dock is self.map_dock and not self._map_placed:
+            # A map wants height: in a short window the bottom area gets ~140 px (the
+            # layer view keeps its own), so it opens as a tab beside the model tree.
+            self._map_placed = True
+            model = window.findChild(QDockWidget, "Model")
+            bottom = window.dockWidgetArea(dock) == Qt.DockWidgetArea.BottomDockWidgetArea
+            if window.height() < SHORT_WINDOW and model is not None and bottom \
+                    and not dock.isVisible():
+                window.tabifyDockWidget(model, dock)
         dock.show()
         dock.raise_()
-        height = int(min(max(0.36 * self.window.height(), 200), 380))
-        self.window.resizeDocks([dock], [height], Qt.Orientation.Vertical)
+        if window.dockWidgetArea(dock) == Qt.DockWidgetArea.BottomDockWidgetArea:
+            height = int(min(max(0.32 * window.height(), 200), 320))
+            window.resizeDocks([dock], [height], Qt.Orientation.Vertical)
 
     # --- importance --------------------------------------------------------------------
     def _layer(self, site: Optional[str]):
@@ -166,7 +180,7 @@ class AnalysisController(QObject):
         self.importance.off = switched_off(wb.ablations, {sweep.site})
         self.importance.show_bars(entries, wb.info.kind.metric)
         self.importance.set_caption(
-            f"{sweep.site}: {self.importance.caption.text()} — each alone, on the intact "
+            f"{sweep.site}: {self.importance.caption_text}, each alone on the intact "
             f"model ({len(entries)} {unit_name}s).")
         self.importance_shown.emit(sweep)
 

@@ -28,6 +28,8 @@ WORDS = {
                "Similarity to the intact model's embedding lost when one {what} is "
                "switched off ({mode}): 1 − cosine"),
 }
+#: The left axis of a short chart (a dock in a 640-pixel-high window).
+SHORT_AXIS = {"accuracy": "points lost", "cosine": "similarity lost"}
 OFF_PEN = pg.mkPen("#ff3b30", width=2)
 HINT = "Hover a bar for its numbers · click: switch the unit off (again: on) · " \
        "double-click: its unit page"
@@ -70,7 +72,7 @@ class ImportanceChartView(QWidget):
 
     def __init__(self, parent: Optional[QWidget] = None,
                  button_text: str = "Measure head importance", what: str = "head",
-                 exportable: bool = False) -> None:
+                 exportable: bool = False, one_row: bool = False) -> None:
         super().__init__(parent)
         self.score_metric = "accuracy"
         self.what = what
@@ -92,7 +94,7 @@ class ImportanceChartView(QWidget):
         # A wrapped label, not the plot's own title: that one is cut off when narrow.
         self.caption = QLabel(f"Press the button: each {what} is switched off in turn.")
         self.caption.setWordWrap(True)
-        self.caption.setStyleSheet("color: #bbb; font-size: 11px;")
+        self.caption.setStyleSheet("color: #666; font-size: 11px;")
         self.axis = TokenAxis("bottom", 7)
         self.axis.set_tokens([])  # no numbers under an empty chart
         self.plot = pg.PlotWidget(axisItems={"bottom": self.axis})
@@ -102,24 +104,35 @@ class ImportanceChartView(QWidget):
         self.plot.setLabel("left", WORDS["accuracy"][0])
         # Plain numbers: "similarity lost (x0.001)" reads as a different unit.
         self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.setMinimumHeight(80)
+        self.plot.setMinimumHeight(60)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#8a8a8a")
         self.plot.addItem(self.bars)
         self.plot.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen("#666", width=1)))
         self.hover = ElidedLabel(HINT)
-        self.hover.setStyleSheet("color: #bbb; font-size: 11px;")
+        self.hover.setStyleSheet("color: #666; font-size: 11px;")
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
-        top.addWidget(self.button, 1)
-        top.addWidget(self.sort_box)
-        top.addWidget(self.export_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
-        layout.addLayout(top)
-        layout.addWidget(self.caption)
+        self.one_row = one_row
+        self._caption_text = ""
+        if one_row:  # a wide, short dock: button, caption and toggles on one line; the
+            # caption shows the hovered bar's numbers (no line of its own under the chart)
+            self.caption = ElidedLabel(self.caption.text())
+            self.caption.setStyleSheet("color: #666; font-size: 11px;")
+            top.addWidget(self.button)
+            top.addWidget(self.caption, 1)
+            layout.addLayout(top)
+        else:
+            top.addWidget(self.button, 1)
+            layout.addLayout(top)
+            layout.addWidget(self.caption)
+        top.addWidget(self.sort_box)
+        top.addWidget(self.export_button)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.hover)
+        self.hover.setVisible(not one_row)
         self._pending: Optional[int] = None
         self._click_timer = QTimer(self)
         self._click_timer.setSingleShot(True)
@@ -155,13 +168,21 @@ class ImportanceChartView(QWidget):
         self.score_metric = metric if metric in WORDS else "accuracy"
         self.entries = list(entries)
         axis_words, caption = WORDS[self.score_metric]
+        if self.one_row:  # a short chart: a label its height can hold
+            axis_words = SHORT_AXIS.get(self.score_metric, axis_words)
         self.plot.setLabel("left", axis_words)
-        self.caption.setText(caption.format(what=self.what, mode=self.mode))
+        self.set_caption(caption.format(what=self.what, mode=self.mode))
         self.export_button.setEnabled(bool(self.entries))
         self._redraw()
 
+    @property
+    def caption_text(self) -> str:
+        """The caption (not the hovered bar's numbers it may show meanwhile)."""
+        return self._caption_text
+
     def set_caption(self, text: str) -> None:
         self.caption.setText(text)
+        self._caption_text = text
 
     @property
     def scale(self) -> float:
@@ -208,7 +229,7 @@ class ImportanceChartView(QWidget):
         self.export_button.setEnabled(False)
         self._redraw()
         if text:
-            self.caption.setText(text)
+            self.set_caption(text)
 
     # --- interaction --------------------------------------------------------------------
     def bar_at(self, scene_pos: QPointF) -> Optional[int]:
@@ -248,14 +269,23 @@ class ImportanceChartView(QWidget):
         i = self.bar_at(pos)
         if i is None:
             self.hover.setText(HINT if self.entries else "")
-            self.plot.setToolTip("")
+            self.plot.setToolTip(HINT if self.entries else "")
+            if self.one_row:
+                self.caption.setText(self._caption_text)
             return
         text = self.describe(i)
         self.hover.setText(text)
+        if self.one_row:
+            self.caption.setText(text)
         self.plot.setToolTip(text)
         if self.plot.underMouse():
             view = self.plot
             QToolTip.showText(view.mapToGlobal(view.mapFromScene(pos)), text, view)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().leaveEvent(event)
+        if self.one_row:
+            self.caption.setText(self._caption_text)
 
     def _on_scene_clicked(self, event) -> None:
         if event.button() != pg.QtCore.Qt.MouseButton.LeftButton:

@@ -4,14 +4,15 @@ examples drawn as crosses. Hover shows the example, a click loads it as the inpu
 
 from __future__ import annotations
 
+import html
 from typing import Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QBoxLayout, QFileDialog, QFrame, QHBoxLayout, QLabel,
+                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 from core.unit_values import LayerMap
 from gui.export import export_view
@@ -23,7 +24,10 @@ PALETTE = ("#4e9be8", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
 NO_LABEL = "#5a5a5a"
 OTHER = "#9a9a9a"
 HINT = "Hover a point to see its example · click it to load that example as the input"
-THUMB = 72
+THUMB = 64
+SIDE_WIDTH = 290
+#: Narrower than this, the legend and preview go under the map (at most this high).
+NARROW, SIDE_HEIGHT = 600, 150
 
 
 def label_colours(labels: np.ndarray, n_names: int) -> tuple[dict[int, str], bool]:
@@ -66,6 +70,7 @@ class LayerMapView(QWidget):
         self.class_names: tuple[str, ...] = ()
         self.colours: dict[int, str] = {}
         self.misclassified = np.zeros(0, bool)
+        self.legend_entries: list[tuple[str, str]] = []
         self.title = ElidedLabel("Map of a layer: choose a layer, then Analyse › Map of "
                                  "this layer")
         self.title.setStyleSheet("font-weight: bold;")
@@ -78,7 +83,7 @@ class LayerMapView(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
-        self.plot.setMinimumHeight(100)
+        self.plot.setMinimumHeight(60)
         for side in ("left", "bottom"):
             self.plot.getAxis(side).enableAutoSIPrefix(False)
         self.plot.getViewBox().setAspectLocked(False)
@@ -88,13 +93,11 @@ class LayerMapView(QWidget):
         self.current.setZValue(10)
         self.plot.addItem(self.scatter)
         self.plot.addItem(self.current)
-        self.legend = QWidget()
-        self.legend_layout = QGridLayout(self.legend)
-        self.legend_layout.setContentsMargins(0, 0, 0, 0)
-        self.legend_layout.setHorizontalSpacing(8)
-        self.legend_layout.setVerticalSpacing(0)
+        self.legend = QLabel("")
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setStyleSheet("font-size: 11px;")
         self.legend_title = QLabel("")
-        self.legend_title.setStyleSheet("color: #bbb; font-size: 11px;")
+        self.legend_title.setStyleSheet("color: #666; font-size: 11px;")
         self.preview = QLabel()
         self.preview.setFixedSize(THUMB, THUMB)
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -104,23 +107,41 @@ class LayerMapView(QWidget):
         self.preview_text.setStyleSheet("font-size: 11px;")
         self.preview_text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         side = QWidget()
-        side.setFixedWidth(190)
         side_layout = QVBoxLayout(side)
-        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.setContentsMargins(0, 0, 4, 0)
         side_layout.setSpacing(3)
         side_layout.addWidget(self.legend_title)
         side_layout.addWidget(self.legend)
-        side_layout.addWidget(self.preview)
-        side_layout.addWidget(self.preview_text, 1)
+        hovered = QHBoxLayout()
+        hovered.setContentsMargins(0, 4, 0, 0)
+        hovered.addWidget(self.preview, 0, Qt.AlignmentFlag.AlignTop)
+        hovered.addWidget(self.preview_text, 1)
+        side_layout.addLayout(hovered)
+        side_layout.addStretch(1)
+        # Legend and preview scroll in a short dock (a 640-pixel-high window) rather
+        # than making the window taller.
+        scroll = QScrollArea()
+        scroll.setWidget(side)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(SIDE_WIDTH)
+        scroll.setMinimumHeight(40)
+        self.plot.setMinimumWidth(120)
         head = QHBoxLayout()
         head.setContentsMargins(0, 0, 0, 0)
         head.addWidget(self.title, 1)
         head.addWidget(self.map_button)
         head.addWidget(self.export_button)
-        body = QHBoxLayout()
+        # Legend and preview beside the map in a wide dock, under it in a narrow one.
+        self.side = scroll
+        self.body = body = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         body.setContentsMargins(0, 0, 0, 0)
         body.addWidget(self.plot, 1)
-        body.addWidget(side)
+        body.addWidget(scroll)
+        # Narrow until shown wide: a wide minimum would widen a side dock for good.
+        self.narrow: Optional[bool] = None
+        self._arrange(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(3)
@@ -130,6 +151,24 @@ class LayerMapView(QWidget):
         self.plot.scene().sigMouseMoved.connect(self._on_moved)
         self.map_button.clicked.connect(self.map_requested)
         self.export_button.clicked.connect(self._on_export_clicked)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._arrange(self.width() < NARROW)
+
+    def _arrange(self, narrow: bool) -> None:
+        if narrow == self.narrow:
+            return
+        self.narrow = narrow
+        if narrow:
+            self.body.setDirection(QBoxLayout.Direction.TopToBottom)
+            self.side.setMinimumWidth(0)
+            self.side.setMaximumWidth(16_777_215)
+            self.side.setMaximumHeight(SIDE_HEIGHT)
+        else:
+            self.body.setDirection(QBoxLayout.Direction.LeftToRight)
+            self.side.setFixedWidth(SIDE_WIDTH)
+            self.side.setMaximumHeight(16_777_215)
 
     # --- what the window knows about the examples ---------------------------------------
     def set_examples(self, examples: Optional[np.ndarray], class_names: Sequence[str] = (),
@@ -173,7 +212,7 @@ class LayerMapView(QWidget):
         self.misclassified = self._mismatch(m)
         brushes = [pg.mkBrush(self._colour(int(v))) for v in m.labels]
         symbols = np.where(self.misclassified, "x", "o").tolist()
-        sizes = np.where(self.misclassified, 9, 6)
+        sizes = np.where(self.misclassified, 11, 6)
         self.scatter.setData(x=coords[:, 0], y=coords[:, 1], brush=brushes, symbol=symbols,
                              size=sizes, pen=None, data=np.arange(len(coords)))
         self.current.setData([])
@@ -199,10 +238,7 @@ class LayerMapView(QWidget):
 
     def _fill_legend(self, colours: dict[int, str], names: Sequence[str], other: bool,
                      has_none: bool = False) -> None:
-        while self.legend_layout.count():
-            item = self.legend_layout.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+        """The legend: one swatch per label name, in columns (an HTML table)."""
         entries = [(colour, names[v] if v < len(names) else str(v))
                    for v, colour in sorted(colours.items()) if v < max(len(names), 1)]
         if other:
@@ -211,12 +247,21 @@ class LayerMapView(QWidget):
             entries.append((NO_LABEL, "none"))
         if self.misclassified.any():
             entries.append(("", "✕ misclassified"))
-        rows = (len(entries) + 1) // 2
-        for k, (colour, name) in enumerate(entries):
-            swatch = f"<span style='color:{colour}'>●</span> " if colour else ""
-            label = QLabel(f"{swatch}{name}")
-            label.setStyleSheet("font-size: 11px;")
-            self.legend_layout.addWidget(label, k % max(rows, 1), k // max(rows, 1))
+        self.legend_entries = entries
+        cols = 3 if len(entries) > 8 else 2
+        rows = (len(entries) + cols - 1) // cols
+        cells = []
+        for r in range(rows):
+            line = []
+            for c in range(cols):
+                k = c * rows + r
+                if k < len(entries):
+                    colour, name = entries[k]
+                    swatch = f"<span style='color:{colour}'>●</span>&nbsp;" if colour else ""
+                    line.append(f"<td style='padding-right:8px'>{swatch}{html.escape(name)}</td>")
+            cells.append("<tr>" + "".join(line) + "</tr>")
+        self.legend.setText("<table cellspacing='0'>" + "".join(cells) + "</table>"
+                            if entries else "")
         self.legend_title.setText("" if not entries else
                                   "colour: class" if self.map is None or
                                   self.map.positions is None else "colour: group")
@@ -229,6 +274,8 @@ class LayerMapView(QWidget):
         rows = np.flatnonzero(np.asarray(self.map.indices) == index)
         coords = np.asarray(self.map.coords)[rows]
         self.current.setData(x=coords[:, 0], y=coords[:, 1])
+        if len(rows):  # until a point is hovered the preview shows the input
+            self.show_hovered(int(rows[0]), now=True)
 
     # --- interaction --------------------------------------------------------------------
     def point_scene_pos(self, row: int) -> QPointF:
@@ -263,10 +310,10 @@ class LayerMapView(QWidget):
         wrong = " <span style='color:#ff6b63'>(wrong)</span>" if self.misclassified[row] \
             else ""
         return (f"<b>example {index}</b><br>label: {label_text}<br>predicted: "
-                f"{pred_text}{wrong}<br><span style='color:#999'>PC1 "
+                f"{pred_text}{wrong}<br><span style='color:#777'>PC1 "
                 f"{float(m.coords[row][0]):.2f}, PC2 {float(m.coords[row][1]):.2f}</span>")
 
-    def show_hovered(self, row: int) -> None:
+    def show_hovered(self, row: int, now: bool = False) -> None:
         m = self.map
         index = int(m.indices[row])
         if self.examples is not None and index < len(self.examples):
@@ -274,8 +321,9 @@ class LayerMapView(QWidget):
         else:
             self.preview.clear()
             self.preview.setText("no\npreview" if m.positions is None else "")
-        self.preview_text.setText(self.describe(row) + "<br><span style='color:#999'>"
-                                  "click to load it</span>")
+        tail = "the input now (ringed)" if now else "click to load it"
+        self.preview_text.setText(self.describe(row) + "<br><span style='color:#777'>"
+                                  f"{tail}</span>")
 
     def _on_moved(self, pos) -> None:
         row = self.row_at(pos)

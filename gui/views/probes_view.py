@@ -5,17 +5,19 @@ trained on shuffled labels (the honesty check) and chance."""
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal, Slot
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 from core.unit_values import ProbeReport
 from gui.export import export_view
-from gui.views.labels import ElidedLabel, TokenAxis
+from gui.views.labels import ElidedLabel
 
 EXPLANATION = (
     "<b>Where does the information appear?</b> For every layer a linear probe (logistic "
@@ -23,9 +25,113 @@ EXPLANATION = (
     "on examples it never saw (<span style='color:#4c9be8'>held-out</span>). "
     "<span style='color:#f0a030'>Control</span>: the same probe trained on shuffled "
     "labels — a wide layer can memorise anything, so a probe means something only where "
-    "it beats the control and the <span style='color:#bbb'>dashed chance line</span> by "
-    "far. <span style='color:#888'>Train</span> accuracy is faint.")
+    "it beats the control and the dashed chance line by "
+    "far. <span style='color:#777'>Train</span> accuracy is the faint line.")
 HELD_OUT, CONTROL, TRAIN, CHANCE = "#4c9be8", "#f0a030", "#777777", "#bbbbbb"
+#: Longest layer name drawn whole under the chart (the hover read-out has all of it).
+NAME_CHARS = 16
+SIDE_WIDTH = 270
+
+
+def short_name(name: str, chars: int = NAME_CHARS) -> str:
+    """A layer name that fits a slanted label: the middle is cut ("block1.a…pattern")."""
+    if len(name) <= chars:
+        return name
+    head = (chars - 1) // 2
+    return name[:head] + "…" + name[len(name) - (chars - 1 - head):]
+
+
+class NameAxis(pg.AxisItem):
+    """A bottom axis of layer names at cell centres (name i spans i…i+1): level where
+    every name fits its cell, slanted where they do not, and thinned to every k-th where
+    even slanted ones would touch."""
+
+    ANGLE = 35.0
+
+    def __init__(self, point_size: int = 8) -> None:
+        super().__init__("bottom")
+        font = QFont()
+        font.setPointSize(point_size)
+        self.setTickFont(font)
+        self.setStyle(tickLength=-3)
+        self.names: list[str] = []
+        self.slanted = False
+
+    def _metrics(self) -> QFontMetrics:
+        return QFontMetrics(self.style["tickFont"])
+
+    def set_names(self, names: Sequence[str]) -> None:
+        self.names = [short_name(str(n)) for n in names]
+        self.setTicks([[(i + 0.5, n) for i, n in enumerate(self.names)]])
+        self._fit()
+
+    def _per_cell(self) -> float:
+        lo, hi = self.range
+        return self.width() / max(abs(hi - lo), 1e-9)
+
+    def _fit(self) -> None:
+        """Level or slanted, and the height that takes."""
+        metrics = self._metrics()
+        widest = max((metrics.horizontalAdvance(n) for n in self.names), default=0)
+        slanted = widest + 8 > self._per_cell()
+        if slanted:
+            a = math.radians(self.ANGLE)
+            height = int(widest * math.sin(a) + metrics.height() * math.cos(a)) + 8
+        else:
+            height = metrics.height() + 6
+        self.slanted = slanted
+        if self.fixedHeight != height:
+            self.setHeight(height)
+
+    def setRange(self, mn, mx):  # noqa: N802 (pyqtgraph override)
+        super().setRange(mn, mx)
+        if getattr(self, "names", None):  # (called by the base class's __init__ too)
+            self._fit()
+
+    def resizeEvent(self, event=None) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        if getattr(self, "names", None):
+            self._fit()
+
+    def step(self) -> int:
+        if not self.names:
+            return 1
+        metrics = self._metrics()
+        if self.slanted:
+            needed = metrics.height() / math.sin(math.radians(self.ANGLE)) + 1
+        else:
+            needed = max(metrics.horizontalAdvance(n) for n in self.names) + 8
+        return max(1, math.ceil(needed / max(self._per_cell(), 1e-9)))
+
+    def shown(self) -> list[int]:
+        """Which names are drawn."""
+        k = self.step()
+        return [i for i in range(len(self.names)) if i % k == 0]
+
+    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):  # noqa: N802 (pyqtgraph)
+        super().drawPicture(p, axisSpec, tickSpecs, [])
+        view = self.linkedView()
+        if view is None or not self.names:
+            return
+        p.setClipping(False)  # a slanted name reaches left of its tick
+        p.setFont(self.style["tickFont"])
+        p.setPen(self.textPen())
+        metrics = self._metrics()
+        top = self.boundingRect().top() + 3
+        for i in self.shown():
+            x = self.mapFromScene(view.mapViewToScene(QPointF(i + 0.5, 0))).x()
+            width = metrics.horizontalAdvance(self.names[i]) + 2
+            if not self.slanted:
+                p.drawText(QRectF(x - width / 2, top, width, metrics.height()),
+                           int(Qt.AlignmentFlag.AlignCenter), self.names[i])
+                continue
+            p.save()
+            p.translate(x, top + metrics.ascent() * 0.5)
+            p.rotate(-self.ANGLE)
+            p.drawText(QRectF(-width, -metrics.height() / 2, width, metrics.height()),
+                       int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
+                       self.names[i])
+            p.restore()
 
 
 class ProbeChart(QWidget):
@@ -36,16 +142,14 @@ class ProbeChart(QWidget):
         self.report = report
         self.title = ElidedLabel(self._title())
         self.title.setStyleSheet("font-weight: bold;")
-        self.axis = TokenAxis("bottom", 8)
+        self.axis = NameAxis(8)
         self.plot = pg.PlotWidget(axisItems={"bottom": self.axis})
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
         self.plot.hideButtons()
-        self.plot.setLabel("left", "probe accuracy")
+        self.plot.setLabel("left", "held-out accuracy")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.plot.setMinimumHeight(100)
-        legend = self.plot.addLegend(offset=(-4, 4), labelTextSize="8pt",
-                                     brush=pg.mkBrush(20, 20, 20, 200))
+        self.plot.setMinimumHeight(60)
         n = len(report.sites)
         x = np.arange(n) + 0.5  # layer i centred in cell i, where its name is
         self.x = x
@@ -62,19 +166,15 @@ class ProbeChart(QWidget):
                                       pen=pg.mkPen(CHANCE, width=1,
                                                    style=Qt.PenStyle.DashLine))
         self.plot.addItem(self.chance)
-        legend.addItem(pg.PlotDataItem(pen=pg.mkPen(CHANCE, style=Qt.PenStyle.DashLine)),
-                       f"chance ({100 * report.chance:.0f} %)")
-        self.axis.set_tokens(report.sites)
-        self.plot.setXRange(0, max(n, 1), padding=0.01)
+        self.axis.set_names(report.sites)
+        self.plot.setXRange(-0.2, max(n, 1), padding=0.01)
         self.plot.setYRange(0, 1.0, padding=0.03)
-        self.hover = ElidedLabel("Hover a layer for its numbers")
-        self.hover.setStyleSheet("color: #bbb; font-size: 11px;")
+        self.plot.getAxis("left").setTicks([[(v, f"{v:.0%}") for v in (0, 0.25, 0.5, 0.75, 1)]])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addWidget(self.title)
         layout.addWidget(self.plot, 1)
-        layout.addWidget(self.hover)
         self.plot.scene().sigMouseMoved.connect(self._on_moved)
 
     def _title(self) -> str:
@@ -98,9 +198,10 @@ class ProbeChart(QWidget):
                 f"train {100 * r.train[i]:.1f} % · chance {100 * r.chance:.1f} %")
 
     def _on_moved(self, pos) -> None:
+        """The title names the hovered layer's numbers (and its own again off them)."""
         i = self.layer_at(pos)
-        text = self.describe(i) if i is not None else "Hover a layer for its numbers"
-        self.hover.setText(text)
+        text = self.describe(i) if i is not None else self._title()
+        self.title.setText(text)
         self.plot.setToolTip(text if i is not None else "")
 
 
@@ -119,7 +220,7 @@ class ProbesView(QWidget):
         self.explanation = QLabel(EXPLANATION)
         self.explanation.setWordWrap(True)
         self.explanation.setTextFormat(Qt.TextFormat.RichText)
-        self.explanation.setStyleSheet("color: #ccc; font-size: 11px;")
+        self.explanation.setStyleSheet("font-size: 11px;")
         self.run_button = QPushButton("Train probes")
         self.run_button.setToolTip("Fit a logistic-regression probe on every layer "
                                    "(fixed seed, held-out split of the evaluation data)")
@@ -131,25 +232,50 @@ class ProbesView(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setTextVisible(True)
-        self.progress.setMaximumWidth(220)
         self.progress.hide()
         self.status = QLabel("Press “Train probes”: a probe is trained on every layer.")
         self.status.setWordWrap(True)
+        self.status.setStyleSheet("font-size: 11px;")
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.progress)
-        buttons.addWidget(self.status, 1)
         buttons.addWidget(self.export_button)
-        self.charts_row = QHBoxLayout()
+        self.placeholder = QLabel("No probes yet: press “Train probes”. Each layer gets "
+                                  "a point per question: how well its activations tell "
+                                  "the answer.")
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setStyleSheet("color: #666;")
+        self.placeholder.setMinimumHeight(20)
+        charts = QWidget()
+        self.charts_row = QHBoxLayout(charts)
         self.charts_row.setContentsMargins(0, 0, 0, 0)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.setSpacing(3)
-        layout.addWidget(self.explanation)
-        layout.addLayout(buttons)
-        layout.addLayout(self.charts_row, 1)
+        self.charts_row.addWidget(self.placeholder)
+        # The words and buttons sit beside the charts and scroll: a short dock (a
+        # 640-pixel-high window) keeps its charts tall enough to read.
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 4, 0)
+        side_layout.setSpacing(3)
+        side_layout.addWidget(self.explanation)
+        side_layout.addLayout(buttons)
+        side_layout.addWidget(self.progress)
+        side_layout.addWidget(self.status)
+        side_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(side)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(SIDE_WIDTH)
+        scroll.setMinimumHeight(40)
+        self.side = scroll
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.setSpacing(6)
+        layout.addWidget(scroll)
+        layout.addWidget(charts, 1)
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.export_button.clicked.connect(self._on_export_clicked)
@@ -174,6 +300,7 @@ class ProbesView(QWidget):
         self.cancel_button.setEnabled(False)
         self.progress.hide()
         self.status.setText(text)
+        self.status.setToolTip("")
 
     def show_cancelled(self) -> None:
         self._idle("Cancelled: no probes trained. Press “Train probes” to start again.")
@@ -192,12 +319,14 @@ class ProbesView(QWidget):
             self.charts_row.removeWidget(chart)
             chart.deleteLater()
         self.charts = []
+        self.placeholder.show()
         self.export_button.setEnabled(False)
 
     def show_reports(self, reports: Sequence[ProbeReport], model: str = "") -> None:
         """One chart per question, side by side."""
         self._clear_charts()
         self.reports = tuple(reports)
+        self.placeholder.setVisible(not self.reports)
         for report in self.reports:
             chart = ProbeChart(report)
             self.charts.append(chart)
@@ -205,8 +334,10 @@ class ProbesView(QWidget):
         notes = [note for r in self.reports for note in r.notes]
         what = f" of {model}" if model else ""
         self._idle(f"Probes on every layer{what}: {len(self.reports)} question"
-                   f"{'s' if len(self.reports) != 1 else ''}." +
-                   (" " + " ".join(notes) if notes else ""))
+                   f"{'s' if len(self.reports) != 1 else ''}" +
+                   (f" · {len(notes)} note{'s' if len(notes) != 1 else ''} (hover)"
+                    if notes else "") + ".")
+        self.status.setToolTip("\n".join(notes))
         self.export_button.setEnabled(bool(self.reports))
         self.drawn.emit()
 

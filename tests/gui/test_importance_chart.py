@@ -50,7 +50,7 @@ def test_conv1_charts_one_bar_per_channel_with_the_points_lost(qtbot, make_windo
     assert len(heights) == 16 == len(sweep.units)
     np.testing.assert_allclose(heights, drops, atol=1e-9)
     assert chart.axis.tokens == [str(u) for u in range(16)]
-    assert chart.plot.getPlotItem().getAxis("left").labelText == "accuracy drop (points)"
+    assert chart.plot.getPlotItem().getAxis("left").labelText == "points lost"
     assert "conv1" in chart.caption.text() and "channel" in chart.caption.text()
     # Sort by loss: biggest first, ties in unit order; the labels travel with the bars.
     chart.sort_box.setChecked(True)
