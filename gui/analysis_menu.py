@@ -147,12 +147,19 @@ class AnalysisController(QObject):
 
     @Slot()
     def measure_importance(self, site: Optional[str] = None) -> None:
-        """Every unit of ``site`` (default: the selected layer) switched off alone."""
+        """Every unit of ``site`` (default: the selected layer) switched off alone; for an
+        attention layer, every head (the attention view's chart)."""
         wb = self.workbench
         info = self._layer(site)
         if wb.info is None or info is None:
             self.importance.set_caption("Choose a layer in the model tree first.")
             self.show_dock(self.importance_dock)
+            return
+        attention = getattr(self.window, "attention_view", None)
+        if info.view is LayerView.ATTENTION and attention is not None:
+            # Heads have their chart in the attention view, beside their patterns and
+            # scores: every head of every layer, clickable like this one.
+            wb.measure_importance()
             return
         mode = wb.mode
         self.importance.button.setEnabled(False)

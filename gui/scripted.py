@@ -91,12 +91,8 @@ class Script(QObject):
             self.window.training_view.train(self.options.steps)
 
     def _importance(self) -> None:
-        """Analyse › Measure importance of the selected layer; on an attention layer
-        the attention view's chart of every head too."""
-        wb = self.window.workbench
-        info = wb.layer_info(wb.layer)
-        if info is not None and info.view is LayerView.ATTENTION:
-            wb.measure_importance()
+        """Analyse › Measure importance of the selected layer (on an attention layer:
+        the attention view's chart of every head)."""
         self.window.analysis.measure_importance()
 
     @Slot(bool)

@@ -116,7 +116,7 @@ class ImportanceChartView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         self.one_row = one_row
-        self._caption_text = ""
+        self._caption_text = self.caption.text()
         if one_row:  # a wide, short dock: button, caption and toggles on one line; the
             # caption shows the hovered bar's numbers (no line of its own under the chart)
             self.caption = ElidedLabel(self.caption.text())
@@ -132,7 +132,9 @@ class ImportanceChartView(QWidget):
         top.addWidget(self.export_button)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.hover)
-        self.hover.setVisible(not one_row)
+        # The hovered bar's numbers go in the caption (and the tooltip): a line of
+        # their own under the chart was squeezed onto its labels in a small window.
+        self.hover.setVisible(False)
         self._pending: Optional[int] = None
         self._click_timer = QTimer(self)
         self._click_timer.setSingleShot(True)
@@ -202,8 +204,9 @@ class ImportanceChartView(QWidget):
             self.order = np.arange(len(losses))
         self.drops = losses[self.order] if len(losses) else np.zeros(0)
         x = np.arange(len(self.drops)) + 0.5  # bar i is centred in cell i, as its label
+        width = 0.7 if len(self.drops) >= 8 else 0.45  # four heads are not four slabs
         # (pyqtgraph 0.14 fails on an empty list of pens: none then.)
-        self.bars.setOpts(x=x, height=self.drops, width=0.7,
+        self.bars.setOpts(x=x, height=self.drops, width=width,
                           brushes=change_colours(self.drops, self.score_metric),
                           pen=None, pens=self._pens() or None)
         self.axis.set_tokens([self.entries[i].label for i in self.order])
@@ -270,13 +273,11 @@ class ImportanceChartView(QWidget):
         if i is None:
             self.hover.setText(HINT if self.entries else "")
             self.plot.setToolTip(HINT if self.entries else "")
-            if self.one_row:
-                self.caption.setText(self._caption_text)
+            self.caption.setText(self._caption_text)
             return
         text = self.describe(i)
         self.hover.setText(text)
-        if self.one_row:
-            self.caption.setText(text)
+        self.caption.setText(text)
         self.plot.setToolTip(text)
         if self.plot.underMouse():
             view = self.plot
@@ -284,8 +285,7 @@ class ImportanceChartView(QWidget):
 
     def leaveEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().leaveEvent(event)
-        if self.one_row:
-            self.caption.setText(self._caption_text)
+        self.caption.setText(self._caption_text)
 
     def _on_scene_clicked(self, event) -> None:
         if event.button() != pg.QtCore.Qt.MouseButton.LeftButton:

@@ -130,35 +130,28 @@ def test_fc1_in_mean_mode_and_the_csv(qtbot, make_window, compute, tmp_path):
     assert {r["mode"] for r in rows} == {"mean"}
 
 
-def test_heads_of_the_induction_transformer(qtbot, twindow, compute):
-    _measure(qtbot, twindow)
-    chart = twindow.analysis.importance
-    sweep, drops = _expected(compute, "block1.attn")
-    assert sweep.site == "block1.attn.heads"
-    assert chart.axis.tokens == ["H0", "H1", "H2", "H3"]
+def test_heads_are_charted_in_the_attention_view_and_a_click_switches_one_off(
+        qtbot, twindow, compute):
+    """On an attention layer "Measure importance" charts every head of every layer in
+    the attention view, beside the patterns (the dock stays for channels and neurons)."""
+    with qtbot.waitSignal(twindow.workbench.importance_ready, timeout=WAIT):
+        twindow.ablation_panel.importance.click()
+    qtbot.waitUntil(lambda: not twindow.worker.busy, timeout=WAIT)
+    QApplication.processEvents()
+    assert not twindow.analysis.importance_dock.isVisible()
+    chart = twindow.attention_view.chart
+    assert chart.axis.tokens == [f"L{layer}H{h}" for layer in range(2) for h in range(4)]
+    sweeps = [compute.unit_importance(site) for site in ("block0.attn", "block1.attn")]
+    assert [s.site for s in sweeps] == ["block0.attn.heads", "block1.attn.heads"]
+    drops = np.concatenate([100 * (s.baseline_score - s.score) for s in sweeps])
     np.testing.assert_allclose(chart.bars.opts["height"], drops, atol=1e-9)
     with qtbot.waitSignal(twindow.accuracy_panel.updated, timeout=WAIT):
         qtbot.mouseClick(chart.plot.viewport(), Qt.MouseButton.LeftButton,
-                         pos=_where(chart, 0))
+                         pos=_where(chart, 4))
     qtbot.waitUntil(lambda: not twindow.worker.busy, timeout=WAIT)
     assert [(a.site, a.units) for a in twindow.workbench.ablations] == \
         [("block1.attn.heads", (0,))]
-    assert twindow.accuracy_panel.result.score == sweep.score[0]
-
-
-def test_the_attention_views_head_chart_still_works_and_clicks(qtbot, twindow):
-    view = twindow.attention_view
-    with qtbot.waitSignal(twindow.workbench.importance_ready, timeout=WAIT):
-        view.importance_button.click()
-    QApplication.processEvents()
-    chart = view.chart
-    assert chart.axis.tokens == [f"L{layer}H{h}" for layer in range(2) for h in range(4)]
-    with qtbot.waitSignal(twindow.accuracy_panel.updated, timeout=WAIT):
-        qtbot.mouseClick(chart.plot.viewport(), Qt.MouseButton.LeftButton,
-                         pos=_where(chart, 2))
-    qtbot.waitUntil(lambda: not twindow.worker.busy, timeout=WAIT)
-    assert [(a.site, a.units) for a in twindow.workbench.ablations] == \
-        [("block0.attn.heads", (2,))]
+    assert twindow.accuracy_panel.result.score == sweeps[1].score[0]
     with qtbot.waitSignal(twindow.analysis.unit_page_requested, timeout=5_000) as asked:
-        double_click(chart.plot.viewport(), _where(chart, 5))
-    assert asked.args == ["block1.attn.heads", 1]
+        double_click(chart.plot.viewport(), _where(chart, 2))
+    assert asked.args == ["block0.attn.heads", 2]
