@@ -34,11 +34,54 @@ def columns(n: int, most: int) -> int:
     return min(range(least, most + 1), key=lambda c: (-(-n // c), -(n % c or c), -c))
 
 
-def overlay(values: np.ndarray, vmax: float) -> QImage:
+@dataclass(frozen=True)
+class ColourScale:
+    """How a value becomes colour strength in -1..1, shared by a page's strips. Signed
+    values (some below 0): 0 is clear, ±``top`` full warm or cool. Values that are never
+    below 0: clear at the lowest shown (``lo``), full warm at the highest (``hi``), so a
+    unit that is always on still shows where it is most on."""
+
+    lo: float
+    hi: float
+
+    @property
+    def signed(self) -> bool:
+        return self.lo < 0
+
+    @property
+    def top(self) -> float:
+        return max(abs(self.lo), abs(self.hi), 1e-9)
+
+    def strength(self, values) -> np.ndarray:
+        v = np.asarray(values, np.float32)
+        if self.signed:
+            return np.clip(v / self.top, -1.0, 1.0)
+        return np.clip((v - self.lo) / max(self.hi - self.lo, 1e-9), 0.0, 1.0)
+
+    def words(self) -> str:
+        if self.signed:
+            return f"orange positive, blue negative, full colour at ±{self.top:.3g}"
+        return f"clear at {self.lo:.3g}, full orange at {self.hi:.3g}"
+
+
+def strip_scale(*strips: ExampleStrip) -> ColourScale:
+    """The colour scale of the strips' maps (their values where there are no maps)."""
+    parts = [s.maps for s in strips if s.maps is not None and s.maps.size]
+    if not parts:
+        parts = [s.values for s in strips if s.values.size]
+    if not parts:
+        return ColourScale(0.0, 1.0)
+    lo = float(min(np.min(p) for p in parts))
+    hi = float(max(np.max(p) for p in parts))
+    if lo >= 0 and hi - lo < 1e-9:
+        lo = 0.0
+    return ColourScale(lo, max(hi, lo + 1e-9))
+
+
+def overlay(values: np.ndarray, scale: ColourScale) -> QImage:
     """(H, W) activations -> an RGBA image: warm where positive, cool where negative,
-    the more opaque the stronger (``vmax`` is full strength)."""
-    v = np.asarray(values, np.float32) / max(float(vmax), 1e-9)
-    v = np.clip(v, -1.0, 1.0)
+    the more opaque the stronger."""
+    v = scale.strength(values)
     rgba = np.zeros(v.shape + (4,), np.uint8)
     pos = v >= 0
     for c in range(3):
@@ -59,9 +102,9 @@ def _qimage(arr: np.ndarray, fmt) -> QImage:
     return QImage(arr.data, w, h, arr.strides[0], fmt).copy()  # owns its pixels
 
 
-def value_colour(value: float, vmax: float) -> QColor:
+def value_colour(value: float, scale: ColourScale) -> QColor:
     """A token cell's background: the overlay colour over a light page."""
-    t = float(np.clip(value / max(vmax, 1e-9), -1.0, 1.0))
+    t = float(scale.strength(value))
     base = WARM if t >= 0 else COOL
     a = abs(t) ** 0.8
     return QColor(*(int(255 + a * (c - 255)) for c in base))
@@ -90,17 +133,18 @@ class _Strip(QWidget):
         super().__init__(parent)
         self.strip: Optional[ExampleStrip] = None
         self.names: tuple[str, ...] = ()
-        self.vmax = 1.0
+        self.scale = ColourScale(0.0, 1.0)
         self.font_small = QFont()
         self.font_small.setPointSize(8)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMouseTracking(True)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
 
-    def set_strip(self, strip: ExampleStrip, vmax: float, names: Sequence[str]) -> None:
-        """Show ``strip``; ``vmax`` is the activation drawn at full colour (shared by the
-        page's strips), ``names`` the class (or vocabulary) names for labels."""
-        self.strip, self.vmax, self.names = strip, max(float(vmax), 1e-9), tuple(names)
+    def set_strip(self, strip: ExampleStrip, scale: ColourScale,
+                  names: Sequence[str]) -> None:
+        """Show ``strip``; ``scale`` turns values into colour (shared by the page's
+        strips), ``names`` are the class (or vocabulary) names for labels."""
+        self.strip, self.scale, self.names = strip, scale, tuple(names)
         self._fit()
         self.update()
 
@@ -178,13 +222,14 @@ class ImageStrip(_Strip):
         self.extra: Optional[Extra] = None
         self._images: list[tuple[QImage, Optional[QImage]]] = []
 
-    def set_strip(self, strip: ExampleStrip, vmax: float, names: Sequence[str]) -> None:
+    def set_strip(self, strip: ExampleStrip, scale: ColourScale,
+                  names: Sequence[str]) -> None:
         self._images = []
         for i in range(len(strip.indices)):
             picture = grey(strip.pictures[i]) if strip.pictures is not None else None
-            layer = overlay(strip.maps[i], vmax) if strip.maps is not None else None
+            layer = overlay(strip.maps[i], scale) if strip.maps is not None else None
             self._images.append((picture, layer))
-        super().set_strip(strip, vmax, names)
+        super().set_strip(strip, scale, names)
 
     def set_extra(self, extra: Optional[Extra]) -> None:
         """Draw ``extra`` (the optimised input) as the first cell, or no such cell."""
@@ -336,7 +381,7 @@ class TokenStrip(_Strip):
             values = s.maps[i] if s.maps is not None else np.zeros(len(row_cells))
             for t, cell in enumerate(row_cells):
                 v = float(values[t]) if t < len(values) else 0.0
-                p.fillRect(cell, value_colour(v, self.vmax))
+                p.fillRect(cell, value_colour(v, self.scale))
                 if t == peak:
                     p.setPen(QPen(QColor("#222"), 2))
                     p.drawRect(cell.adjusted(1, 1, -1, -1))
@@ -354,10 +399,3 @@ class TokenStrip(_Strip):
         return (f"Example {int(s.indices[i])}: value {s.values[i]:.4g} at position {peak}; "
                 f"{target}, the model says {pred}{verdict}. "
                 "Click to load it as the input.")
-
-
-def strip_vmax(*strips: ExampleStrip) -> float:
-    """The activation drawn at full colour: the largest magnitude any strip shows."""
-    values = [np.abs(s.maps).max() for s in strips if s.maps is not None and s.maps.size]
-    values += [np.abs(s.values).max() for s in strips if s.values.size]
-    return float(max(values, default=1.0)) or 1.0

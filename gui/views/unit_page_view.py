@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QBoxLayout, QHBoxLayout, QLabel, QPushButton, QSc
                                QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from core.unit_values import FeatureVis, UnitPage
-from gui.views.example_strip import Extra, ImageStrip, TokenStrip, strip_vmax
+from gui.views.example_strip import Extra, ImageStrip, TokenStrip, strip_scale
 from gui.views.labels import ElidedLabel
 from gui.views.unit_charts import (GroupChart, HistogramChart, WeightTiles, effect_axis,
                                    effect_brushes, mean_brushes)
@@ -207,26 +207,27 @@ class UnitPageView(QWidget):
         tokens = page.top.pictures is None
         self.top_heading.setText(f"Most active examples (top {k})")
         self.bottom_heading.setText(f"Least active examples (bottom {len(page.bottom.indices)})")
-        vmax = strip_vmax(page.top, page.bottom)
+        scale = strip_scale(page.top, page.bottom)
+        under = ("Under each: its label and the model's answer (red if wrong), its value, "
+                 "#example; click one to load it as the input.")
         if tokens:
-            self.legend.setText(f"Each token coloured by the {noun}'s value there (orange "
-                                f"positive, blue negative, full colour at ±{vmax:.3g}); "
-                                "the framed token is its peak. Click a row to load it.")
+            self.legend.setText(f"Each token coloured by the {noun}'s value there "
+                                f"({scale.words()}); the framed token is its peak. Above "
+                                "each row: the value, the token and the example, the next "
+                                "token and the model's guess (red if wrong). Click a row to "
+                                "load it as the input.")
         elif page.top.maps is not None:
-            self.legend.setText(f"The {noun}'s activation map over each input (orange "
-                                f"positive, blue negative, full colour at ±{vmax:.3g}). "
-                                "Label, the model's answer (red if wrong), the value and "
-                                "the example's number; click one to load it.")
+            self.legend.setText(f"The {noun}'s activation map over each input "
+                                f"({scale.words()}). {under}")
         else:
-            self.legend.setText("Label, the model's answer (red if wrong), the value and "
-                                "the example's number; click one to load it.")
+            self.legend.setText(under)
         for strip, shown in ((self.top_images, not tokens), (self.bottom_images, not tokens),
                              (self.top_tokens, tokens), (self.bottom_tokens, tokens)):
             strip.setVisible(shown)
         pair = ((self.top_tokens, self.bottom_tokens) if tokens
                 else (self.top_images, self.bottom_images))
-        pair[0].set_strip(page.top, vmax, names)
-        pair[1].set_strip(page.bottom, vmax, names)
+        pair[0].set_strip(page.top, scale, names)
+        pair[1].set_strip(page.bottom, scale, names)
         self.top_images.set_extra(None)
         self.look_for.setVisible(images)
         self.look_for.setEnabled(images)
@@ -289,13 +290,20 @@ class UnitPageView(QWidget):
         beat = vis.exceeded
         verdict = ("beats every example" if beat else "could not beat the dataset's best "
                    "example")
-        self.top_images.set_extra(Extra(vis.picture, ("optimised", f"{vis.activation:.3g}"),
-                                        "#e0a800" if beat else "#9a9a9a"))
+        mapped = self.page is not None and self.page.top.maps is not None
+        what = "mean over positions" if mapped else "value"
+        self.top_images.set_extra(Extra(vis.picture, ("optimised", (
+            "mean " if mapped else "") + f"{vis.activation:.3g}"),
+            "#e0a800" if beat else "#9a9a9a"))
         self.look_note.setText(
-            f"What it looks for (framed, first): an input optimised in {vis.steps} steps "
-            f"({vis.regularisers}). Mean activation {vis.activation:.3g} vs dataset max "
-            f"{vis.dataset_max:.3g}: it {verdict}.")
+            f"What it looks for (framed, first below): an input optimised in {vis.steps} "
+            f"steps ({vis.regularisers}) to raise the {self._noun()}'s {what}. Activation "
+            f"{vis.activation:.3g} vs dataset max {vis.dataset_max:.3g}: it {verdict}."
+            + (" (The examples are ranked by their peak, not the mean.)" if mapped else ""))
         self.look_note.show()
+
+    def _noun(self) -> str:
+        return self.page.unit_name if self.page is not None else "unit"
 
     def show_look_failed(self, text: str) -> None:
         self.look_for.setEnabled(True)
