@@ -155,3 +155,30 @@ def test_heads_are_charted_in_the_attention_view_and_a_click_switches_one_off(
     with qtbot.waitSignal(twindow.analysis.unit_page_requested, timeout=5_000) as asked:
         double_click(chart.plot.viewport(), _where(chart, 2))
     assert asked.args == ["block0.attn.heads", 2]
+
+
+def test_at_1024x640_the_docks_keep_the_window_size_and_the_map_goes_left(
+        qtbot, make_window):
+    from PySide6.QtWidgets import QDockWidget
+
+    window = make_window(layer="conv1")
+    window.resize(1024, 640)
+    for _ in range(5):
+        QApplication.processEvents()
+    _measure(qtbot, window)
+    analysis = window.analysis
+    for dock in (analysis.importance_dock, analysis.probes_dock, analysis.map_dock):
+        analysis.show_dock(dock)
+        for _ in range(5):
+            QApplication.processEvents()
+        assert (window.width(), window.height()) == (1024, 640), dock.objectName()
+    assert window.dockWidgetArea(analysis.importance_dock) == \
+        Qt.DockWidgetArea.BottomDockWidgetArea
+    # A map needs height: in a short window it is a tab beside the model tree.
+    assert analysis.map_dock in window.tabifiedDockWidgets(
+        window.findChild(QDockWidget, "Model"))
+    analysis.show_dock(analysis.importance_dock)
+    for _ in range(5):
+        QApplication.processEvents()
+    assert analysis.importance.plot.height() >= 60
+    assert analysis.importance.caption.isVisible()

@@ -1,0 +1,115 @@
+"""Analyse › Map of this layer (issue #13): a PCA scatter of one layer over the data,
+coloured by class (grey for no label), misclassified points marked, hover shows the
+example, a click loads it as the input, CSV of the coordinates."""
+
+import csv
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QApplication
+
+from core.unit_values import LayerMap
+from gui.views.layer_map_view import NO_LABEL, PALETTE, LayerMapView, label_colours
+
+WAIT = 60_000
+
+
+def _map(m=40, names=tuple("0123456789"), positions=None) -> LayerMap:
+    rng = np.random.default_rng(0)
+    labels = np.arange(m) % (len(names) + 1) - 1   # some -1: no label
+    predicted = labels.copy()
+    predicted[::7] = (predicted[::7] + 1) % len(names)
+    return LayerMap("relu3", "PCA", rng.normal(size=(m, 2)).astype(np.float32),
+                    np.arange(m) * 3, labels, predicted, np.array([0.34, 0.21]), names,
+                    positions)
+
+
+def _colours(view):
+    return [QColor(b.color()).name() for b in view.scatter.data["brush"]]
+
+
+def test_the_scatter_draws_every_point_in_its_class_colour(qtbot, tmp_path):
+    view = LayerMapView()
+    qtbot.addWidget(view)
+    view.resize(900, 320)
+    view.show()
+    examples = np.random.default_rng(1).uniform(size=(50, 8, 8)).astype(np.float32)
+    view.set_examples(examples, tuple("0123456789"))
+    m = _map()
+    view.show_map(m)
+    assert len(view.scatter.data) == len(m.coords)
+    np.testing.assert_allclose(view.scatter.data["x"], m.coords[:, 0])
+    np.testing.assert_allclose(view.scatter.data["y"], m.coords[:, 1])
+    expected = [NO_LABEL if v < 0 else PALETTE[v] for v in m.labels]
+    assert _colours(view) == [QColor(c).name() for c in expected]
+    wrong = (m.labels >= 0) & (m.predicted != m.labels)
+    assert list(view.scatter.data["symbol"]) == ["x" if w else "o" for w in wrong]
+    assert view.plot.getPlotItem().getAxis("bottom").labelText == "PC1 (34 % of variance)"
+    assert view.plot.getPlotItem().getAxis("left").labelText == "PC2 (21 % of variance)"
+    legend = [name for _, name in view.legend_entries]
+    assert legend[:10] == list("0123456789") and "none" in legend
+    assert "✕ misclassified" in legend
+    # Hover: the thumbnail where the window has it, the label and the prediction.
+    view.show_hovered(5)
+    assert "example 15" in view.preview_text.text() and not view.preview.pixmap().isNull()
+    view.show_hovered(30)   # example 90: no thumbnail in the window
+    assert "example 90" in view.preview_text.text() and view.preview.pixmap().isNull()
+    png, table = view.export(str(tmp_path / "map.png"))
+    with open(table, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(m.coords)
+    np.testing.assert_allclose([float(r["pc1"]) for r in rows], m.coords[:, 0], atol=1e-5)
+    assert [int(r["example"]) for r in rows] == list(m.indices)
+
+
+def test_more_labels_than_colours_share_one_for_the_rest():
+    labels = np.repeat(np.arange(20), np.arange(20, 0, -1))
+    colours, other = label_colours(labels, 20)
+    assert other and len(set(colours.values())) == len(PALETTE) - 1
+    assert set(colours) == set(range(len(PALETTE) - 1))   # the most common ones
+
+
+def test_clicking_a_point_loads_that_example(qtbot, make_window):
+    window = make_window(layer="relu3")
+    analysis = window.analysis
+    with qtbot.waitSignal(analysis.map_shown, timeout=WAIT) as shown:
+        analysis.map_action.trigger()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=WAIT)
+    m = shown.args[0]
+    view = analysis.layer_map
+    assert m.site == "relu3" and len(view.scatter.data) == len(m.coords) == 359
+    assert analysis.map_dock.isVisible()
+    expected = [QColor(PALETTE[v]).name() for v in m.labels]
+    assert _colours(view) == expected
+    for _ in range(5):
+        QApplication.processEvents()
+    row = int(np.flatnonzero(np.asarray(m.indices) == 42)[0])
+    where = view.plot.mapFromScene(view.point_scene_pos(row))
+    with qtbot.waitSignal(window.workbench.sample_ready, timeout=WAIT) as ready:
+        qtbot.mouseClick(view.plot.viewport(), Qt.MouseButton.LeftButton, pos=where)
+    picked = ready.args[0].index
+    # The click lands on the point under the mouse (a neighbour may lie on top of it).
+    hit = np.flatnonzero(np.asarray(m.indices) == picked)
+    assert len(hit)
+    assert np.linalg.norm(m.coords[hit[0]] - m.coords[row]) < 0.05 * np.ptp(m.coords[:, 0])
+    assert window.workbench.sample_index == picked
+    # The point of the input now is ringed.
+    qtbot.waitUntil(lambda: len(view.current.data) >= 1, timeout=WAIT)
+    np.testing.assert_allclose(view.current.data["x"][0], m.coords[hit[0], 0])
+
+
+def test_the_map_of_a_transformer_block_is_per_position(qtbot, twindow):
+    twindow.model_tree.select("block1")
+    with qtbot.waitSignal(twindow.analysis.map_shown, timeout=WAIT) as shown:
+        twindow.analysis.map_action.trigger()
+    qtbot.waitUntil(lambda: not twindow.worker.busy, timeout=WAIT)
+    m = shown.args[0]
+    view = twindow.analysis.layer_map
+    assert m.site == "block1" and m.positions is not None
+    assert len(view.scatter.data) == len(m.coords)
+    colours = _colours(view)
+    assert all(c == QColor(NO_LABEL).name() for c, v in zip(colours, m.labels) if v < 0)
+    assert set(view.scatter.data["symbol"]) == {"o"}   # groups are not predictions
+    view.show_hovered(0)
+    assert f"sequence {int(m.indices[0])}, position" in view.preview_text.text()
