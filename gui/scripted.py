@@ -123,7 +123,10 @@ class Script(QObject):
         window = self.window
         if self.options.screenshot:
             window.repaint()
-            self.app.processEvents()
+            # A few rounds: a label that grew in the last result relays out its scroll
+            # area on a later turn (the unit page's notes were cut off by a line).
+            for _ in range(3):
+                self.app.processEvents()
             ok = self._grab_with_dialogs().save(self.options.screenshot)
             log.info("screenshot %s saved: %s", self.options.screenshot, ok)
             self.exit_code = 0 if ok else 1
