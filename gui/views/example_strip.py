@@ -14,100 +14,12 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from core.unit_values import ExampleStrip
+from gui.views.unit_colours import ColourScale, columns, grey, overlay, value_colour
 
-#: Positive activation is drawn warm, negative cool, both see-through over grey.
-WARM = (255, 120, 30)
-COOL = (60, 150, 255)
-MAX_ALPHA = 0.62
 WRONG = QColor("#d0312d")
-PEAK_PEN = QColor("#ffffff")
 CELL_MIN = 70            # narrowest example cell, in pixels
 CELL_MAX = 120
 GAP = 6
-
-
-def columns(n: int, most: int) -> int:
-    """How many columns ``n`` cells take when at most ``most`` fit: the fewest rows,
-    then the fullest last row (16 examples in 4 × 4, not 5 + 5 + 5 + 1)."""
-    most = max(1, min(n, most))
-    least = max(1, -(-most * 3 // 5))
-    return min(range(least, most + 1), key=lambda c: (-(-n // c), -(n % c or c), -c))
-
-
-@dataclass(frozen=True)
-class ColourScale:
-    """How a value becomes colour strength in -1..1, shared by a page's strips. Signed
-    values (some below 0): 0 is clear, ±``top`` full warm or cool. Values that are never
-    below 0: clear at the lowest shown (``lo``), full warm at the highest (``hi``), so a
-    unit that is always on still shows where it is most on."""
-
-    lo: float
-    hi: float
-
-    @property
-    def signed(self) -> bool:
-        return self.lo < 0
-
-    @property
-    def top(self) -> float:
-        return max(abs(self.lo), abs(self.hi), 1e-9)
-
-    def strength(self, values) -> np.ndarray:
-        v = np.asarray(values, np.float32)
-        if self.signed:
-            return np.clip(v / self.top, -1.0, 1.0)
-        return np.clip((v - self.lo) / max(self.hi - self.lo, 1e-9), 0.0, 1.0)
-
-    def words(self) -> str:
-        if self.signed:
-            return f"orange positive, blue negative, full colour at ±{self.top:.3g}"
-        return f"clear at {self.lo:.3g}, full orange at {self.hi:.3g}"
-
-
-def strip_scale(*strips: ExampleStrip) -> ColourScale:
-    """The colour scale of the strips' maps (their values where there are no maps)."""
-    parts = [s.maps for s in strips if s.maps is not None and s.maps.size]
-    if not parts:
-        parts = [s.values for s in strips if s.values.size]
-    if not parts:
-        return ColourScale(0.0, 1.0)
-    lo = float(min(np.min(p) for p in parts))
-    hi = float(max(np.max(p) for p in parts))
-    if lo >= 0 and hi - lo < 1e-9:
-        lo = 0.0
-    return ColourScale(lo, max(hi, lo + 1e-9))
-
-
-def overlay(values: np.ndarray, scale: ColourScale) -> QImage:
-    """(H, W) activations -> an RGBA image: warm where positive, cool where negative,
-    the more opaque the stronger."""
-    v = scale.strength(values)
-    rgba = np.zeros(v.shape + (4,), np.uint8)
-    pos = v >= 0
-    for c in range(3):
-        rgba[..., c] = np.where(pos, WARM[c], COOL[c])
-    rgba[..., 3] = (np.abs(v) ** 0.8 * MAX_ALPHA * 255).astype(np.uint8)
-    return _qimage(rgba, QImage.Format.Format_RGBA8888)
-
-
-def grey(picture: np.ndarray) -> QImage:
-    """(h, w) 0..1 -> a dimmed grey image (so the colour over it reads)."""
-    g = (28 + 180 * np.clip(np.asarray(picture, np.float32), 0, 1)).astype(np.uint8)
-    return _qimage(g, QImage.Format.Format_Grayscale8)
-
-
-def _qimage(arr: np.ndarray, fmt) -> QImage:
-    arr = np.ascontiguousarray(arr)
-    h, w = arr.shape[:2]
-    return QImage(arr.data, w, h, arr.strides[0], fmt).copy()  # owns its pixels
-
-
-def value_colour(value: float, scale: ColourScale) -> QColor:
-    """A token cell's background: the overlay colour over a light page."""
-    t = float(scale.strength(value))
-    base = WARM if t >= 0 else COOL
-    a = abs(t) ** 0.8
-    return QColor(*(int(255 + a * (c - 255)) for c in base))
 
 
 def name_of(names: Sequence[str], i: int) -> str:
@@ -314,8 +226,7 @@ class ImageStrip(_Strip):
         label, pred, wrong = self._caption(i)
         where = ""
         if s.maps is not None:
-            h, w = s.maps.shape[1:]
-            y, x = divmod(int(s.positions[i]), w)
+            y, x = divmod(int(s.positions[i]), s.maps.shape[2])
             where = f" at y={y}, x={x}"
         verdict = " (wrong)" if wrong else ""
         return (f"Example {int(s.indices[i])}: label {label}, the model says {pred}{verdict}"
@@ -369,15 +280,20 @@ class TokenStrip(_Strip):
             label, pred, wrong = self._caption(i)
             peak = int(s.positions[i])
             at = s.tokens[i][peak] if peak < len(s.tokens[i]) else "?"
-            head = f"{s.values[i]:.3g} at '{at}' (#{int(s.indices[i])}) · "
-            head += f"next {label}, " if int(s.labels[i]) >= 0 else "no target, "
+            head = f"{s.values[i]:.3g} at '{at}' (#{int(s.indices[i])})"
+            guessed = int(s.predicted[i]) >= 0   # a sentence encoder guesses nothing
+            if int(s.labels[i]) >= 0:
+                head += f" · next {label}, "
+            elif guessed:
+                head += " · no target, "
             caption = QRect(row.left(), row.top(), row.width(), line)
             p.setPen(text)
             p.drawText(caption, Qt.AlignmentFlag.AlignLeft, head)
-            shift = self._metrics().horizontalAdvance(head)
-            p.setPen(WRONG if wrong else text)
-            p.drawText(caption.adjusted(shift, 0, 0, 0), Qt.AlignmentFlag.AlignLeft,
-                       f"says {pred}")
+            if guessed:
+                shift = self._metrics().horizontalAdvance(head)
+                p.setPen(WRONG if wrong else text)
+                p.drawText(caption.adjusted(shift, 0, 0, 0), Qt.AlignmentFlag.AlignLeft,
+                           f"says {pred}")
             values = s.maps[i] if s.maps is not None else np.zeros(len(row_cells))
             for t, cell in enumerate(row_cells):
                 v = float(values[t]) if t < len(values) else 0.0

@@ -12,7 +12,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from core.unit_values import UnitEffect, UnitWeights
-from gui.views.example_strip import columns
+from gui.views.unit_colours import columns
 from gui.views.imaging import DIVERGING
 from gui.views.labels import TokenAxis
 
@@ -187,15 +187,13 @@ class WeightTiles(QWidget):
             cols = columns(n, (width + self.GAP) // (least + self.GAP))
             side = min((width - (cols - 1) * self.GAP) // cols, 160 if n > 1 else 200)
         rects = []
-        x = y = 0
+        y = row_h = 0
         for i, img in enumerate(self._images):
             aspect = img.height() / max(img.width(), 1)
             tw, th = (side, int(side * aspect)) if aspect <= 1 else (int(side / aspect), side)
             col = i % cols
             if col == 0 and i:
-                y += row_h + self.GAP
-            if col == 0:
-                row_h = 0
+                y, row_h = y + row_h + self.GAP, 0
             x = col * (side + margin + self.GAP) + margin
             rects.append(QRect(x, y + margin, max(tw, 4), max(th, 4)))
             row_h = max(row_h, margin + max(th, 4) + line + 2)

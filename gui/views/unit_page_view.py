@@ -16,7 +16,8 @@ from PySide6.QtWidgets import (QBoxLayout, QHBoxLayout, QLabel, QPushButton, QSc
                                QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from core.unit_values import FeatureVis, UnitPage
-from gui.views.example_strip import Extra, ImageStrip, TokenStrip, strip_scale
+from gui.views.example_strip import Extra, ImageStrip, TokenStrip
+from gui.views.unit_colours import strip_scale
 from gui.views.labels import ElidedLabel
 from gui.views.unit_charts import (GroupChart, HistogramChart, WeightTiles, effect_axis,
                                    effect_brushes, mean_brushes)
@@ -211,11 +212,13 @@ class UnitPageView(QWidget):
         under = ("Under each: its label and the model's answer (red if wrong), its value, "
                  "#example; click one to load it as the input.")
         if tokens:
+            guesses = bool((page.top.predicted >= 0).any())
             self.legend.setText(f"Each token coloured by the {noun}'s value there "
                                 f"({scale.words()}); the framed token is its peak. Above "
-                                "each row: the value, the token and the example, the next "
-                                "token and the model's guess (red if wrong). Click a row to "
-                                "load it as the input.")
+                                "each row: the value, the token and the example" +
+                                (", the next token and the model's guess (red if wrong)"
+                                 if guesses else "") + ". Click a row to load it as the "
+                                "input.")
         elif page.top.maps is not None:
             self.legend.setText(f"The {noun}'s activation map over each input "
                                 f"({scale.words()}). {under}")
@@ -313,4 +316,4 @@ class UnitPageView(QWidget):
 
 def _layer(site: str) -> str:
     """``block1.attn.heads`` reads as the layer the tree shows, ``block1.attn``."""
-    return site[:-len(".heads")] if site.endswith(".heads") else site
+    return site.removesuffix(".heads")

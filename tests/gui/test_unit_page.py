@@ -199,7 +199,9 @@ def test_heads_and_sequence_features_open_pages_with_tokens(qtbot, twindow, comp
     window, attention = twindow, twindow.attention_view
     tile = attention.tiles[1]
     grid = attention.grid
-    pos = lambda: grid.mapFromScene(tile.mapToScene(tile.boundingRect().center()))  # noqa: E731
+    def pos():
+        return grid.mapFromScene(tile.mapToScene(tile.boundingRect().center()))
+
     qtbot.waitUntil(lambda: tile in grid.items(pos()), timeout=WAIT)
     page = _open_by_double_click(qtbot, window, grid.viewport(), pos())
     assert (page.site, page.unit) == ("block1.attn.heads", 1)
