@@ -22,6 +22,7 @@ from gui.views.labels import ElidedLabel
 PALETTE = ("#4e9be8", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
            "#ff9da7", "#9c755f", "#d4d4d4", "#8cd17d", "#a0cbe8")
 NO_LABEL = "#5a5a5a"
+NO_LABEL_FAINT = (90, 90, 90, 150)
 OTHER = "#9a9a9a"
 HINT = "Hover a point to see its example · click it to load that example as the input"
 THUMB = 64
@@ -50,6 +51,16 @@ def _thumbnail(picture: np.ndarray, size: int = THUMB) -> QPixmap:
     image = QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
     return QPixmap.fromImage(image).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
                                            Qt.TransformationMode.FastTransformation)
+
+
+def _mark_letter(text: str, position: int) -> str:
+    """``text`` (a letter sequence after its start token) with the letter at token
+    ``position`` bold and underlined; other text as it is."""
+    if " " in text or not 1 <= position <= len(text):
+        return html.escape(text)
+    i = position - 1
+    return (html.escape(text[:i]) + f"<b><u>{html.escape(text[i])}</u></b>" +
+            html.escape(text[i + 1:]))
 
 
 class LayerMapView(QWidget):
@@ -210,11 +221,17 @@ class LayerMapView(QWidget):
         coords = np.asarray(m.coords, np.float32)
         self.colours, other = label_colours(m.labels, len(m.label_names))
         self.misclassified = self._mismatch(m)
-        brushes = [pg.mkBrush(self._colour(int(v))) for v in m.labels]
-        symbols = np.where(self.misclassified, "x", "o").tolist()
-        sizes = np.where(self.misclassified, 11, 6)
-        self.scatter.setData(x=coords[:, 0], y=coords[:, 1], brush=brushes, symbol=symbols,
-                             size=sizes, pen=None, data=np.arange(len(coords)))
+        labels = np.asarray(m.labels)
+        # Drawn bottom to top: unlabelled (small, faint), labelled, misclassified; each
+        # point's data is its row, so hover and click find the right example.
+        layer = np.where(labels < 0, 0, np.where(self.misclassified, 2, 1))
+        order = np.argsort(layer, kind="stable")
+        brushes = [pg.mkBrush(NO_LABEL_FAINT) if labels[r] < 0
+                   else pg.mkBrush(self._colour(int(labels[r]))) for r in order]
+        symbols = np.where(self.misclassified[order], "x", "o").tolist()
+        sizes = np.where(self.misclassified[order], 11, np.where(labels[order] < 0, 4, 6))
+        self.scatter.setData(x=coords[order, 0], y=coords[order, 1], brush=brushes,
+                             symbol=symbols, size=sizes, pen=None, data=order)
         self.current.setData([])
         explained = list(np.asarray(m.explained, float)) + [0.0, 0.0]
         self.plot.setLabel("bottom", f"PC1 ({100 * explained[0]:.0f} % of variance)")
@@ -304,7 +321,7 @@ class LayerMapView(QWidget):
         if m.positions is not None:
             pos = int(m.positions[row][1]) if np.ndim(m.positions) == 2 else int(m.positions[row])
             text = self.example_texts[index] if index < len(self.example_texts) else ""
-            shown = f"<br><tt>{text}</tt>" if text else ""
+            shown = f"<br><tt>{_mark_letter(text, pos)}</tt>" if text else ""
             return (f"<b>sequence {index}, position {pos}</b>{shown}<br>group: {label_text}"
                     f"<br>predicted next: {pred_text}")
         wrong = " <span style='color:#ff6b63'>(wrong)</span>" if self.misclassified[row] \
@@ -316,11 +333,13 @@ class LayerMapView(QWidget):
     def show_hovered(self, row: int, now: bool = False) -> None:
         m = self.map
         index = int(m.indices[row])
+        # Sequences have no picture: their text is in the read-out.
+        self.preview.setVisible(m.positions is None)
         if self.examples is not None and index < len(self.examples):
             self.preview.setPixmap(_thumbnail(self.examples[index]))
         else:
             self.preview.clear()
-            self.preview.setText("no\npreview" if m.positions is None else "")
+            self.preview.setText("no\npreview")
         tail = "the input now (ringed)" if now else "click to load it"
         self.preview_text.setText(self.describe(row) + "<br><span style='color:#777'>"
                                   f"{tail}</span>")

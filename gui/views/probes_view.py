@@ -29,16 +29,26 @@ EXPLANATION = (
     "far. <span style='color:#777'>Train</span> accuracy is the faint line.")
 HELD_OUT, CONTROL, TRAIN, CHANCE = "#4c9be8", "#f0a030", "#777777", "#bbbbbb"
 #: Longest layer name drawn whole under the chart (the hover read-out has all of it).
-NAME_CHARS = 16
+NAME_CHARS = 20
 SIDE_WIDTH = 270
 
 
 def short_name(name: str, chars: int = NAME_CHARS) -> str:
-    """A layer name that fits a slanted label: the middle is cut ("block1.a…pattern")."""
+    """A layer name that fits under the chart: whole where it is short enough, else its
+    first and last parts around "…" ("encoder.….self"), else cut in the middle."""
     if len(name) <= chars:
         return name
-    head = (chars - 1) // 2
-    return name[:head] + "…" + name[len(name) - (chars - 1 - head):]
+    parts = name.split(".")
+    if len(parts) > 2:
+        head, tail = parts[0], parts[-1]
+        middle = parts[1:-1]
+        while middle and len(".".join([head, *middle, "…", tail])) > chars:
+            middle.pop()
+        shown = ".".join([head, *middle, "…", tail])
+        if len(shown) <= chars:
+            return shown
+    half = (chars - 1) // 2
+    return name[:half] + "…" + name[len(name) - (chars - 1 - half):]
 
 
 class NameAxis(pg.AxisItem):
@@ -73,12 +83,14 @@ class NameAxis(pg.AxisItem):
         """Level or slanted, and the height that takes."""
         metrics = self._metrics()
         widest = max((metrics.horizontalAdvance(n) for n in self.names), default=0)
-        slanted = widest + 8 > self._per_cell()
-        if slanted:
-            a = math.radians(self.ANGLE)
-            height = int(widest * math.sin(a) + metrics.height() * math.cos(a)) + 8
-        else:
-            height = metrics.height() + 6
+        a = math.radians(self.ANGLE)
+        slanted_height = int(widest * math.sin(a) + metrics.height() * math.cos(a)) + 8
+        # Slanted where names do not fit level, unless that would take more than a third
+        # of a short chart: then level, every k-th name (hover names them all).
+        plot = self.parentItem()
+        room = plot.height() if plot is not None else 0
+        slanted = widest + 8 > self._per_cell() and slanted_height <= room / 3
+        height = slanted_height if slanted else metrics.height() + 6
         self.slanted = slanted
         if self.fixedHeight != height:
             self.setHeight(height)
@@ -147,7 +159,6 @@ class ProbeChart(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
         self.plot.hideButtons()
-        self.plot.setLabel("left", "held-out accuracy")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMinimumHeight(60)
         n = len(report.sites)
@@ -177,11 +188,15 @@ class ProbeChart(QWidget):
         layout.addWidget(self.plot, 1)
         self.plot.scene().sigMouseMoved.connect(self._on_moved)
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self.axis._fit()  # slanted names or level ones depend on the chart's height
+
     def _title(self) -> str:
         r = self.report
         best = int(np.argmax(r.held_out)) if len(r.held_out) else 0
         where = f" · best: {r.sites[best]} {100 * r.held_out[best]:.0f} %" if r.sites else ""
-        return (f"Probe for “{r.task}” ({len(r.classes) or '?'} answers; "
+        return (f"Probe accuracy for “{r.task}” ({len(r.classes) or '?'} answers; "
                 f"{r.n_train} train, {r.n_test} held-out rows){where}")
 
     def layer_at(self, scene_pos) -> Optional[int]:

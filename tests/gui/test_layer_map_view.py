@@ -26,7 +26,20 @@ def _map(m=40, names=tuple("0123456789"), positions=None) -> LayerMap:
 
 
 def _colours(view):
-    return [QColor(b.color()).name() for b in view.scatter.data["brush"]]
+    """Each row's colour, in the map's row order (points are drawn in layers)."""
+    rows = view.scatter.data["data"]
+    out = [""] * len(rows)
+    for row, brush in zip(rows, view.scatter.data["brush"]):
+        out[int(row)] = QColor(brush.color()).name()
+    return out
+
+
+def _by_row(view, field):
+    rows = np.asarray(view.scatter.data["data"], int)
+    values = np.asarray(view.scatter.data[field])
+    out = np.empty_like(values)
+    out[rows] = values
+    return out
 
 
 def test_the_scatter_draws_every_point_in_its_class_colour(qtbot, tmp_path):
@@ -39,12 +52,15 @@ def test_the_scatter_draws_every_point_in_its_class_colour(qtbot, tmp_path):
     m = _map()
     view.show_map(m)
     assert len(view.scatter.data) == len(m.coords)
-    np.testing.assert_allclose(view.scatter.data["x"], m.coords[:, 0])
-    np.testing.assert_allclose(view.scatter.data["y"], m.coords[:, 1])
+    np.testing.assert_allclose(_by_row(view, "x"), m.coords[:, 0])
+    np.testing.assert_allclose(_by_row(view, "y"), m.coords[:, 1])
     expected = [NO_LABEL if v < 0 else PALETTE[v] for v in m.labels]
     assert _colours(view) == [QColor(c).name() for c in expected]
     wrong = (m.labels >= 0) & (m.predicted != m.labels)
-    assert list(view.scatter.data["symbol"]) == ["x" if w else "o" for w in wrong]
+    assert list(_by_row(view, "symbol")) == ["x" if w else "o" for w in wrong]
+    # Unlabelled points lie under the rest, misclassified ones on top.
+    drawn = m.labels[np.asarray(view.scatter.data["data"], int)]
+    assert list(drawn[:int((m.labels < 0).sum())]) == [-1] * int((m.labels < 0).sum())
     assert view.plot.getPlotItem().getAxis("bottom").labelText == "PC1 (34 % of variance)"
     assert view.plot.getPlotItem().getAxis("left").labelText == "PC2 (21 % of variance)"
     legend = [name for _, name in view.legend_entries]
