@@ -175,7 +175,10 @@ class ProbeChart(QWidget):
                                        symbolPen=None, name="held-out")
         self.chance = pg.InfiniteLine(report.chance, angle=0,
                                       pen=pg.mkPen(CHANCE, width=1,
-                                                   style=Qt.PenStyle.DashLine))
+                                                   style=Qt.PenStyle.DashLine),
+                                      label=f"chance {100 * report.chance:.0f} %",
+                                      labelOpts={"position": 0.02, "color": CHANCE,
+                                                 "anchors": [(0, 1), (0, 1)]})
         self.plot.addItem(self.chance)
         self.axis.set_names(report.sites)
         self.plot.setXRange(-0.2, max(n, 1), padding=0.01)
