@@ -67,6 +67,11 @@ def test_the_scatter_draws_every_point_in_its_class_colour(qtbot, tmp_path):
     assert legend[:10] == list("0123456789") and "none" in legend
     assert "✕ misclassified" in legend
     # Hover: the thumbnail where the window has it, the label and the prediction.
+    for _ in range(3):
+        QApplication.processEvents()
+    lone = int(np.argmax(np.linalg.norm(m.coords - m.coords.mean(0), axis=1)))
+    view._on_moved(view.point_scene_pos(lone))   # the mouse over an outlying point
+    assert f"example {int(m.indices[lone])}" in view.preview_text.text()
     view.show_hovered(5)
     assert "example 15" in view.preview_text.text() and not view.preview.pixmap().isNull()
     view.show_hovered(30)   # example 90: no thumbnail in the window
