@@ -51,7 +51,7 @@ class AnalysisController(QObject):
     def __init__(self, window: QMainWindow) -> None:
         super().__init__(window)
         self.window = window
-        self.workbench = wb = window.workbench
+        self.workbench = window.workbench
         self.worker = window.worker
         self.importance = ImportanceChartView(button_text="Measure importance", what="unit",
                                               exportable=True, one_row=True)

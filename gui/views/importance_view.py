@@ -25,8 +25,8 @@ WORDS = {
     "accuracy": ("accuracy drop (points)",
                  "Accuracy lost when one {what} is switched off ({mode}), in points"),
     "cosine": ("similarity lost",
-               "Similarity to the intact model's embedding lost when one {what} is "
-               "switched off ({mode}): 1 − cosine"),
+               ("Similarity to the intact model's embedding lost when one {what} is "
+                "switched off ({mode}): 1 − cosine")),
 }
 #: The left axis of a short chart (a dock in a 640-pixel-high window).
 SHORT_AXIS = {"accuracy": "points lost", "cosine": "similarity lost"}

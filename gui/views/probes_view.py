@@ -309,7 +309,7 @@ class ProbesView(QWidget):
 
     @Slot(float, str)
     def show_progress(self, fraction: float, text: str) -> None:
-        self.progress.setValue(int(round(100 * max(0.0, min(1.0, fraction)))))
+        self.progress.setValue(round(100 * max(0.0, min(1.0, fraction))))
         if text:
             self.status.setText(text)
 

@@ -76,7 +76,7 @@ def test_the_scatter_draws_every_point_in_its_class_colour(qtbot, tmp_path):
     assert "example 15" in view.preview_text.text() and not view.preview.pixmap().isNull()
     view.show_hovered(30)   # example 90: no thumbnail in the window
     assert "example 90" in view.preview_text.text() and view.preview.pixmap().isNull()
-    png, table = view.export(str(tmp_path / "map.png"))
+    _, table = view.export(str(tmp_path / "map.png"))
     with open(table, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(m.coords)
