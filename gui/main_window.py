@@ -118,8 +118,9 @@ class MainWindow(QMainWindow):
                                     Qt.DockWidgetArea.RightDockWidgetArea, 300)
         # "What does this unit do?": beside the layer view, left of the accuracy panel.
         self.unit_page_view = UnitPageView()
+        # Sized when it opens: a size here would widen the accuracy dock it is put beside.
         self.unit_page_dock = self._dock("What does this unit do?", self.unit_page_view,
-                                         Qt.DockWidgetArea.RightDockWidgetArea, 420)
+                                         Qt.DockWidgetArea.RightDockWidgetArea, 300)
         self.splitDockWidget(self.unit_page_dock, self.side_dock, Qt.Orientation.Horizontal)
         self.unit_page_dock.hide()
         self.statusBar().addPermanentWidget(self.status_panel, 1)
@@ -207,6 +208,7 @@ class MainWindow(QMainWindow):
         self.views.unit_page_requested.connect(self.unit_pages.open)
         self.unit_pages.shown.connect(self._on_unit_page_shown)
         self.unit_pages.closed.connect(self.unit_page_dock.hide)
+        self.unit_page_dock.visibilityChanged.connect(self._on_unit_page_visibility)
         # The Analyse menu: importance of any layer, probes, the map of a layer.
         self.analysis = AnalysisController(self)
         if hasattr(self, "unit_pages"):  # double-clicked bars open the unit's page
@@ -216,11 +218,22 @@ class MainWindow(QMainWindow):
     def _on_unit_page_shown(self, _page) -> None:
         dock = self.unit_page_dock
         if not dock.isVisible():
+            self._side_width = self.side_dock.width()
             dock.show()
-            # A third of the window, so the layer view beside it keeps its room.
+            # A third of the window, taken from the layer view: the accuracy panel
+            # keeps its width.
             width = max(300, min(520, self.width() // 3))
-            self.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+            self.resizeDocks([dock, self.side_dock], [width, self._side_width],
+                             Qt.Orientation.Horizontal)
         dock.raise_()
+
+    @Slot(bool)
+    def _on_unit_page_visibility(self, visible: bool) -> None:
+        # Closed (its ✕, the dock's, or another model): the layer view gets the room
+        # back, not the accuracy panel beside it.
+        side = getattr(self, "_side_width", 0)
+        if not visible and side and not self.unit_page_dock.isVisible():
+            self.resizeDocks([self.side_dock], [side], Qt.Orientation.Horizontal)
 
     @Slot(object)
     def _on_model_opened(self, info) -> None:

@@ -91,8 +91,13 @@ def test_double_click_on_a_channel_opens_its_page_beside_the_layer_view(
 def test_next_and_back_step_through_the_layer(qtbot, make_window):
     window = make_window(layer="conv2")
     pages, view = window.unit_pages, window.unit_page_view
+    _settle()
+    side = window.side_dock.width()
     with qtbot.waitSignal(pages.shown, timeout=WAIT):
         pages.open("conv2", 19)
+    _settle()
+    # The page takes its room from the layer view, not from the accuracy panel.
+    assert abs(window.side_dock.width() - side) <= 12
     with qtbot.waitSignal(pages.shown, timeout=WAIT) as blocker:
         view.next.click()
     assert (blocker.args[0].site, blocker.args[0].unit) == ("conv2", 20)
@@ -106,6 +111,11 @@ def test_next_and_back_step_through_the_layer(qtbot, make_window):
     with qtbot.waitSignal(pages.shown, timeout=WAIT):
         pages.open("conv2", 0)
     assert not view.back.isEnabled() and view.next.isEnabled()
+    # Closed: the layer view gets the room back.
+    view.close_button.click()
+    _settle()
+    assert not window.unit_page_dock.isVisible() and pages.page is None
+    assert abs(window.side_dock.width() - side) <= 2
 
 
 def test_switch_off_on_the_page_matches_evaluate_and_follows_the_ablations(
