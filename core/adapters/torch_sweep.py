@@ -38,6 +38,7 @@ import logging
 import operator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from math import prod
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
@@ -317,24 +318,57 @@ def run(p: Plan, units: Sequence[int], mode: str, means: Optional[Mapping],
     with torch.inference_mode():
         out = baseline.unsqueeze(0).repeat(len(units), *([1] * baseline.dim()))
         if p.block is not None:
-            rows, change = _block_changes(p, units, fill, cached, inputs)
+            rows, parts = _block_changes(p, units, fill, cached, inputs)
         else:
-            rows, change = _channel_changes(p, units, fill, cached)
-        if change is None:  # no unit changes any example
+            rows, parts = _channel_changes(p, units, fill, cached)
+        if not parts:  # no unit changes any example
             return out.numpy()
-        if p.path == EXACT:
-            new = change  # already the output's rows
+        flat = rows.flat
+        if p.path in (CLOSED_FORM, DELTA) and not p.linear:
+            # Add each unit's change straight onto its rows of the intact values.
+            start = baseline if p.path == CLOSED_FORM else _tensor(cached[p.base])
+            new = start.index_select(0, flat)
+            offset = 0
+            for part in parts:
+                change = part()
+                new[offset:offset + len(change)].add_(change)
+                offset += len(change)
         else:
+            change = torch.cat([part() for part in parts])
             for _, module in p.linear:
                 change = linear_change(module, change)
-            if p.path == CLOSED_FORM:
-                new = baseline[rows.flat] + change
+            if p.path in (EXACT, CHANNEL):
+                new = change  # the output's rows, or the replicas at the chain's end
             else:
-                new = change if p.path == CHANNEL else _tensor(cached[p.base])[rows.flat] + change
-                for _, module in p.rest:
-                    new = run_module(module, new)
+                start = baseline if p.path == CLOSED_FORM else _tensor(cached[p.base])
+                new = start.index_select(0, flat).add_(change)
+        if p.path in (DELTA, CHANNEL):
+            new = run_rest([module for _, module in p.rest], new)
         out.view(len(units) * n, *baseline.shape[1:])[rows.flat_in_out(n)] = new
     return out.numpy()
+
+
+#: Elementwise modules that never decrease: they commute with a max pool exactly.
+def _monotone(module: nn.Module) -> bool:
+    if isinstance(module, nn.LeakyReLU):
+        return module.negative_slope >= 0
+    return isinstance(module, (nn.ReLU, nn.ReLU6, nn.Hardtanh))
+
+
+def run_rest(modules: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """The modules one after the other on ``x``; a rectifier followed by a max pool
+    runs after it instead (the same values: a maximum of rectified values is the
+    rectified maximum), on a quarter of the elements."""
+    i = 0
+    while i < len(modules):
+        module = modules[i]
+        if i + 1 < len(modules) and _monotone(module):
+            pooled = max_pool(modules[i + 1], x)
+            if pooled is not None:
+                x, i = module(pooled), i + 2
+                continue
+        x, i = run_module(module, x), i + 1
+    return x
 
 
 @dataclass
@@ -374,16 +408,19 @@ def _channel_changes(p: Plan, units, fill: np.ndarray, cached):
         new = replaced[i:i + 1].narrow(axis, lo, width)
         rows = torch.nonzero((old != new).flatten(1).any(1)).flatten()
         per_unit.append(rows)
-        if not len(rows):
-            continue
-        if p.mixer is None:
-            part = intact[rows].clone()
-            part.narrow(axis, lo, width).copy_(new.expand_as(old[rows]))
-        else:
-            change = new - old[rows]
-            part = _mix(p.mixer, change, lo, width, axis)
-        parts.append(part)
-    return _Rows(per_unit), torch.cat(parts) if parts else None
+        if len(rows):
+            parts.append(partial(_channel_part, p, intact, old, new, rows, lo, width, axis))
+    return _Rows(per_unit), parts
+
+
+def _channel_part(p: Plan, intact, old, new, rows, lo: int, width: int, axis: int):
+    """One unit's changed rows: the new values at the chain's end (no mixing layer)
+    or the change of the mixing layer's output."""
+    if p.mixer is None:
+        part = intact.index_select(0, rows)
+        part.narrow(axis, lo, width).copy_(new.expand_as(old[rows]))
+        return part
+    return _mix(p.mixer, new - old.index_select(0, rows), lo, width, axis)
 
 
 def _mix(mixer: nn.Module, change: torch.Tensor, lo: int, width: int, axis: int
@@ -596,10 +633,15 @@ def _block_changes(p: Plan, units, fill: np.ndarray, cached, inputs: np.ndarray)
         per_unit.append(rows)
         if not len(rows):
             continue
-        change = torch.zeros(len(rows), *intact.shape[1:])
-        change.narrow(p.axis, unit, 1).copy_(new - old[rows])
-        parts.append(_propagate(block, x[rows], change))
-    return _Rows(per_unit), torch.cat(parts) if parts else None
+        parts.append(partial(_block_part, block, x, old, new, rows, unit, p.axis,
+                             intact.shape[1:]))
+    return _Rows(per_unit), parts
+
+
+def _block_part(block, x, old, new, rows, unit: int, axis: int, shape):
+    change = torch.zeros(len(rows), *shape)
+    change.narrow(axis, unit, 1).copy_(new - old.index_select(0, rows))
+    return _propagate(block, x.index_select(0, rows), change)
 
 
 def _propagate(block: _Block, x: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
