@@ -1,7 +1,7 @@
 """The per-unit importance sweep against what a TransformerLens or nnsight user writes:
 a loop of hooked full forwards, one per unit, over the eval set, each scored.
 
-    python -m bench.bench_sweep [--repeats 5] [--mode zero] [--threads N]
+    python -m bench.bench_sweep [--repeats 5] [--mode zero] [--threads N] [--only conv1,fc1]
 
 For every layer of digits_cnn that has units and the heads of the induction
 transformer: the median time of the loop (``adapter.run(inputs, ablations=(one unit,))``
@@ -52,7 +52,10 @@ def main() -> None:
     parser.add_argument("--mode", choices=("zero", "mean"), default="zero")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (default: torch's choice); 1 on a busy machine")
+    parser.add_argument("--only", default="",
+                        help="comma-separated sites to time (default: all)")
     args = parser.parse_args()
+    only = set(filter(None, args.only.split(",")))
     if args.threads:
         torch.set_num_threads(args.threads)
     tuned = tune_allocator()
@@ -69,6 +72,9 @@ def main() -> None:
             sites = [i.name for i in layers if i.n_units > 0]
         else:
             sites = [i.name for i in layers if i.kind == "HeadOutputs"]
+        sites = [site for site in sites if not only or site in only]
+        if not sites:
+            continue
         for site, n, loop_s, sweep_s, path in _rows(session, sites, args.mode, args.repeats):
             total_loop += loop_s
             total_sweep += sweep_s

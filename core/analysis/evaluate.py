@@ -131,18 +131,37 @@ def _scores(logits: np.ndarray, dataset: Dataset) -> tuple[float, float, np.ndar
     return float(correct.mean()), loss, per_group
 
 
-def _close_calls(logits: np.ndarray, dataset: Dataset) -> np.ndarray:
-    """Indices of the examples with a scored answer whose top-2 margin is a close
-    call (see :data:`CLOSE_CALL`)."""
-    k = logits.shape[-1]
+def _close_calls(outs: np.ndarray, dataset: Dataset) -> np.ndarray:
+    """(U, N) bool: the examples of each replica with a scored answer whose top-2
+    margin is a close call (see :data:`CLOSE_CALL`); ``outs`` (U, N, ..., K)."""
+    n_u, n, k = len(outs), outs.shape[1], outs.shape[-1]
     if k < 2:
-        return np.zeros(0, np.int64)
-    n = len(logits)
-    flat = logits.reshape(-1, k)
+        return np.zeros((n_u, n), bool)
+    flat = outs.reshape(-1, k)
     top2 = np.partition(flat, k - 2, axis=1)[:, k - 2:]
     close = (top2[:, 1] - top2[:, 0]) <= CLOSE_CALL * (1 + np.abs(top2[:, 1]))
-    close &= dataset.labels.reshape(-1) >= 0
-    return np.flatnonzero(close.reshape(n, -1).any(axis=1))
+    close = close.reshape(n_u, n, -1) & (dataset.labels.reshape(n, -1) >= 0)
+    return close.any(axis=2)
+
+
+def _sweep_scores(outs: np.ndarray, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_scores`' accuracy and loss of each replica of ``outs`` (U, N, ..., K),
+    all replicas at once."""
+    labels = dataset.labels.reshape(-1)
+    logits = outs.reshape(len(outs), len(labels), -1)
+    scored = labels >= 0
+    logits, labels = logits[:, scored], labels[scored]
+    known = labels < logits.shape[2]
+    if known.any():
+        kn = logits[:, known]
+        shifted = kn - kn.max(axis=2, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
+        picked = np.take_along_axis(log_probs, labels[known][None, :, None], 2)[..., 0]
+        loss = -picked.mean(axis=1).astype(np.float64)
+    else:
+        loss = np.full(len(outs), np.nan)
+    correct = (logits.argmax(axis=2) == labels) & known
+    return correct.mean(axis=1), loss
 
 
 class Evaluator:
@@ -255,35 +274,43 @@ class Evaluator:
             report(token, start / len(units), f"sweeping {site}: unit {start}/{len(units)}")
             chunk = units[start:start + per_chunk]
             outs = self.adapter.run_sweep(site, chunk, mode, means, source, resume, **extra)
-            for unit, out in zip(chunk, outs):
-                out = self._rescore_close_calls(site, unit, mode, means, out, token)
-                right, lost, _ = self._score(out, token)
-                acc.append(right)
-                loss.append(lost)
+            if self.dataset.kind is ModelKind.EMBEDDING:
+                # No answer to flip: cosine similarities differ by rounding only.
+                for out in outs:
+                    right, lost, _ = self._score(out, token)
+                    acc.append(right)
+                    loss.append(lost)
+                continue
+            outs = self._rescore_close_calls(site, chunk, mode, means, outs, token)
+            right, lost = _sweep_scores(outs, self.dataset)
+            acc.extend(right)
+            loss.extend(lost)
         report(token, 1.0, f"sweeping {site}: done")
-        return Sweep(site, units, mode, np.array(acc), np.array(loss), base)
+        return Sweep(site, units, mode, np.array(acc, np.float64), np.array(loss, np.float64),
+                     base)
 
-    def _rescore_close_calls(self, site: str, unit: int, mode: str, means: dict,
-                             out: np.ndarray, token: Optional[CancelToken]) -> np.ndarray:
-        """``out`` with the examples whose answer rounding could flip (top-2 margin
+    def _rescore_close_calls(self, site: str, units: tuple[int, ...], mode: str,
+                             means: dict, outs: np.ndarray,
+                             token: Optional[CancelToken]) -> np.ndarray:
+        """``outs`` with the examples whose answer rounding could flip (top-2 margin
         within :data:`CLOSE_CALL` of the top logit) recomputed as :meth:`evaluate`
         computes them."""
-        if self.dataset.kind is ModelKind.EMBEDDING:
-            return out  # no answer to flip: cosine similarities differ by rounding only
-        rows = _close_calls(out, self.dataset)
-        if not len(rows):
-            return out
-        abl = (Ablation(site, (unit,), mode),)
+        close = _close_calls(outs, self.dataset)
+        if not close.any():
+            return outs
+        outs = np.array(outs)
         resumed = self.adapter.resume_point(site, inclusive=True)
-        if resumed:
-            acts = self.site_output(resumed, token)[rows]
-            direct = self.adapter.run_from(resumed, acts, abl, means).outputs
-        else:
-            direct = self.adapter.run(self.dataset.inputs[rows], ablations=abl,
-                                      means=means).outputs
-        out = np.array(out)
-        out[rows] = direct
-        return out
+        acts = self.site_output(resumed, token) if resumed else None
+        for i in np.flatnonzero(close.any(axis=1)):
+            rows = np.flatnonzero(close[i])
+            abl = (Ablation(site, (units[i],), mode),)
+            if resumed:
+                direct = self.adapter.run_from(resumed, acts[rows], abl, means).outputs
+            else:
+                direct = self.adapter.run(self.dataset.inputs[rows], ablations=abl,
+                                          means=means).outputs
+            outs[i, rows] = direct
+        return outs
 
     def _batched(self, fn, token: Optional[CancelToken], what: str) -> np.ndarray:
         n = len(self.dataset)
