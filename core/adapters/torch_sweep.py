@@ -329,28 +329,30 @@ def run(p: Plan, units: Sequence[int], mode: str, means: Optional[Mapping],
         rest = [module for _, module in p.rest]
         changed = [(i, idx) for i, idx in enumerate(rows.per_unit) if len(idx)]
         width = prod(start.shape[1:]) if start is not None else prod(baseline.shape[1:])
+        # Without linear layers between, each unit's change is added onto its rows of
+        # the intact values as it is computed (fused into the product where it can).
+        fused = _Start(start) if start is not None and not p.linear else None
+        narrow, done = [], 0
         for group in _groups(changed, parts, width):
-            idx = [i for (_, i), _ in group]
-            if start is not None and not p.linear:
-                # Each unit's change added straight onto its rows of the intact values.
-                new = torch.empty(sum(len(i) for i in idx), *start.shape[1:])
-                offset = 0
-                for rows_u, (_, part) in zip(idx, group):
-                    torch.add(start if len(rows_u) == n else start.index_select(0, rows_u),
-                              part(), out=new[offset:offset + len(rows_u)])
-                    offset += len(rows_u)
-            else:
-                new = torch.cat([part() for _, part in group])
+            pieces = [part(fused) for _, part in group]
+            new = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+            if fused is None:
                 for _, module in p.linear:
                     new = linear_change(module, new)
                 if start is not None:
-                    new = start.index_select(0, torch.cat(idx)).add_(new)
-            if rest:
-                new = run_rest(rest, new)
+                    new = start.index_select(0, torch.cat([i for (_, i), _ in group])).add_(new)
+            # The rest of the model, per group while rows are wide; narrower rows wait
+            # to run the remaining layers all together.
+            new, done = run_rest(rest, new, wide=GROUP_ELEMENTS // 1024)
+            narrow.append((group, new))
+        if narrow:
+            new = torch.cat([part for _, part in narrow])
+            new, _ = run_rest(rest[done:], new) if done < len(rest) else (new, None)
             offset = 0
-            for (unit, rows_u), _ in group:
-                out[unit].index_copy_(0, rows_u, new[offset:offset + len(rows_u)])
-                offset += len(rows_u)
+            for group, _ in narrow:
+                for (unit, rows_u), _ in group:
+                    out[unit].index_copy_(0, rows_u, new[offset:offset + len(rows_u)])
+                    offset += len(rows_u)
     return out.numpy()
 
 
@@ -380,12 +382,17 @@ def _monotone(module: nn.Module) -> bool:
     return isinstance(module, (nn.ReLU, nn.ReLU6, nn.Hardtanh))
 
 
-def run_rest(modules: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    """The modules one after the other on ``x``; a rectifier followed by a max pool
+def run_rest(modules: Sequence[nn.Module], x: torch.Tensor, wide: int = 0
+             ) -> tuple[torch.Tensor, int]:
+    """The modules one after the other on ``x``, and how many ran: with ``wide``,
+    they stop before the first module whose input has at most ``wide`` elements per
+    row (the rest may run on more rows at once). A rectifier followed by a max pool
     runs after it instead (the same values: a maximum of rectified values is the
     rectified maximum), on a quarter of the elements."""
     i = 0
     while i < len(modules):
+        if wide and x[0].numel() <= wide:
+            break
         module = modules[i]
         if i + 1 < len(modules) and _monotone(module):
             pooled = max_pool(modules[i + 1], x)
@@ -393,7 +400,7 @@ def run_rest(modules: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
                 x, i = module(pooled), i + 2
                 continue
         x, i = run_module(module, x), i + 1
-    return x
+    return x, i
 
 
 @dataclass
@@ -409,69 +416,108 @@ def _chain(p: Plan, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+class _Start:
+    """The intact values a unit's change is added onto: all rows or some of them, in
+    the layout the adding product wants."""
+
+    def __init__(self, full: torch.Tensor) -> None:
+        self.full = full
+        self._channel_major: Optional[torch.Tensor] = None
+
+    def rows(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.full if len(rows) == len(self.full) else self.full.index_select(0, rows)
+
+    def channel_major(self, rows: torch.Tensor) -> torch.Tensor:
+        """(C, rows x positions): the rows of an (N, C, ...) tensor, channel first."""
+        if self._channel_major is None:
+            self._channel_major = self.full.transpose(0, 1).contiguous()
+        cm = self._channel_major
+        if len(rows) != len(self.full):
+            cm = cm.index_select(1, rows)
+        return cm.reshape(cm.shape[0], -1)
+
+
 def _channel_changes(p: Plan, units, fill: np.ndarray, cached):
-    """Per unit: the examples its ablation changes, and for those either the new
-    output rows (EXACT), the replica rows at the chain's end (CHANNEL) or the change
-    of the mixing layer's output (CLOSED_FORM, DELTA), all units concatenated."""
+    """Per unit: the examples its ablation changes, and a function giving for those
+    either the new output rows (EXACT), the replica rows at the chain's end (CHANNEL)
+    or the mixing layer's output change (CLOSED_FORM, DELTA; added onto the intact
+    values when given a :class:`_Start`)."""
     intact = _tensor(cached[p.chain_end])
     # The replacement is the same for every example: one pass for all units.
     replaced = _chain(p, torch.from_numpy(np.ascontiguousarray(fill)))
     axis = 1 if p.flat else p.axis
+    # Which examples each unit changes, all units in one comparison.
+    index = torch.tensor(units, dtype=torch.long)
+    if p.flat:
+        grid, new_grid = intact.view(len(intact), -1, p.flat), replaced.view(len(units), -1, p.flat)
+    else:
+        grid, new_grid = intact.movedim(axis, 1), replaced.movedim(axis, 1)
+    every = units == tuple(range(grid.shape[1]))
+    olds = grid if every else grid.index_select(1, index)
+    news = new_grid[torch.arange(len(units)), index]
+    differs = (olds != news.unsqueeze(0)).reshape(len(intact), len(units), -1).any(2)
+    conv = isinstance(p.mixer, nn.Conv2d) and not isinstance(p.mixer.padding, str)
     per_unit, parts = [], []
     for i, unit in enumerate(units):
         lo, width = (unit * p.flat, p.flat) if p.flat else (unit, 1)
+        rows = torch.nonzero(differs[:, i]).flatten()
+        per_unit.append(rows)
+        if not len(rows):
+            continue
         old = intact.narrow(axis, lo, width)
         new = replaced[i:i + 1].narrow(axis, lo, width)
-        rows = torch.nonzero((old != new).flatten(1).any(1)).flatten()
-        per_unit.append(rows)
-        if len(rows):
+        if conv:
+            parts.append(partial(_conv_part, p.mixer, old, new, unit, rows))
+        else:
             parts.append(partial(_channel_part, p, intact, old, new, rows, lo, width, axis))
     return _Rows(per_unit), parts
 
 
-def _channel_part(p: Plan, intact, old, new, rows, lo: int, width: int, axis: int):
-    """One unit's changed rows: the new values at the chain's end (no mixing layer)
-    or the change of the mixing layer's output."""
-    if p.mixer is None:
-        part = intact.index_select(0, rows)
-        part.narrow(axis, lo, width).copy_(new.expand_as(old[rows]))
-        return part
-    return _mix(p.mixer, new - old.index_select(0, rows), lo, width, axis)
+def _im2col(x: torch.Tensor, conv: nn.Conv2d) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(C x kernel positions, N x output positions): every kernel position's view of
+    ``x`` (N, C, H, W) as ``conv`` sees it, copied once; and the output's (H, W)."""
+    pair = nn.modules.utils._pair
+    (sh, sw), (ph, pw), (dh, dw) = pair(conv.stride), pair(conv.padding), pair(conv.dilation)
+    kh, kw = pair(conv.kernel_size)
+    n, c = x.shape[:2]
+    padded = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
+    windows = padded.unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)
+    windows = windows[..., ::dh, ::dw]  # n, c, ho, wo, kh, kw
+    ho, wo = windows.shape[2:4]
+    return windows.permute(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * ho * wo), (ho, wo)
 
 
-def _mix(mixer: nn.Module, change: torch.Tensor, lo: int, width: int, axis: int
+def _conv_part(conv: nn.Conv2d, old: torch.Tensor, new: torch.Tensor, unit: int,
+               rows: torch.Tensor, start: Optional[_Start] = None) -> torch.Tensor:
+    """One unit's change of ``conv``'s output on ``rows`` (plus ``start``'s rows):
+    its input channel's change, as the columns of the convolution (:func:`_im2col`),
+    times that channel's weights; for one channel several times faster than the
+    convolution kernel on CPU."""
+    change = new - (old if len(rows) == len(old) else old.index_select(0, rows))
+    cols, out_hw = _im2col(change, conv)
+    weight = conv.weight[:, unit].reshape(conv.out_channels, -1)
+    out = weight @ cols if start is None else torch.addmm(start.channel_major(rows),
+                                                          weight, cols)
+    # The product is channel-major: a view in (rows, channels) order.
+    return out.view(conv.out_channels, len(rows), *out_hw).transpose(0, 1)
+
+
+def _mix(mixer: nn.Module, change: torch.Tensor, lo: int, width: int,
+         start: Optional[_Start] = None, rows: Optional[torch.Tensor] = None
          ) -> torch.Tensor:
-    """The mixing layer's output change from ``change`` of input slice lo:lo+width."""
+    """The mixing layer's output change from ``change`` of input slice lo:lo+width,
+    added onto ``start``'s ``rows`` if given."""
+    weight = mixer.weight[:, lo:lo + width]
     if isinstance(mixer, nn.Linear):
         # The unit's features lie on the last axis.
-        return change @ mixer.weight[:, lo:lo + width].t()
-    weight = mixer.weight[:, lo:lo + width]
-    if isinstance(mixer, nn.Conv2d) and not isinstance(mixer.padding, str):
-        return conv2d_as_matmul(change, weight, mixer.stride, mixer.padding,
-                                mixer.dilation)
+        if start is None:
+            return change @ weight.t()
+        if change.dim() == 2:
+            return torch.addmm(start.rows(rows), change, weight.t())
+        return start.rows(rows) + change @ weight.t()
     conv = F.conv2d if isinstance(mixer, nn.Conv2d) else F.conv1d
-    return conv(change, weight, None, mixer.stride, mixer.padding, mixer.dilation)
-
-
-def conv2d_as_matmul(x: torch.Tensor, weight: torch.Tensor, stride, padding, dilation
-                     ) -> torch.Tensor:
-    """``F.conv2d(x, weight)`` (no bias, groups 1) as the kernel's shifted slices of
-    ``x`` times the weights: for the one input channel of a unit, several times
-    faster than the convolution kernel on CPU."""
-    pair = nn.modules.utils._pair
-    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
-    out_c, in_c, kh, kw = weight.shape
-    n, _, h, w = x.shape
-    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    padded = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
-    cols = torch.stack([padded[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
-                               j * dw:j * dw + sw * (wo - 1) + 1:sw]
-                        for i in range(kh) for j in range(kw)])  # k, n, c, ho, wo
-    cols = cols.permute(2, 0, 1, 3, 4).reshape(in_c * kh * kw, n * ho * wo)
-    # One matrix product for all examples; the result is a view in (n, out_c) order.
-    out = weight.reshape(out_c, -1) @ cols
-    return out.reshape(out_c, n, ho, wo).transpose(0, 1)
+    out = conv(change, weight, None, mixer.stride, mixer.padding, mixer.dilation)
+    return out if start is None else start.rows(rows) + out
 
 
 # --- blocks: a nested site, through the block's traced graph -------------------------
@@ -678,10 +724,12 @@ def _block_changes(p: Plan, units, fill: np.ndarray, cached, inputs: np.ndarray)
     return _Rows(per_unit), parts
 
 
-def _block_part(block, x, old, new, rows, unit: int, axis: int, shape):
+def _block_part(block, x, old, new, rows, unit: int, axis: int, shape,
+                start: Optional[_Start] = None):
     change = torch.zeros(len(rows), *shape)
     change.narrow(axis, unit, 1).copy_(new - old.index_select(0, rows))
-    return _propagate(block, x.index_select(0, rows), change)
+    out = _propagate(block, x.index_select(0, rows), change)
+    return out if start is None else start.rows(rows) + out
 
 
 def _propagate(block: _Block, x: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
