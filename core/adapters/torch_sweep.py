@@ -317,7 +317,6 @@ def run(p: Plan, units: Sequence[int], mode: str, means: Optional[Mapping],
     # Zero ablations come back as a (U, 1, ...) fill of zeros: the replacement's shape.
     fill = np.array(np.broadcast_to(fill, (len(units), *p.site_shape)), np.float32)
     baseline = _tensor(cached[p.output])
-    n = baseline.shape[0]
     with torch.inference_mode():
         out = baseline.unsqueeze(0).repeat(len(units), *([1] * baseline.dim()))
         if p.block is not None:
@@ -500,6 +499,18 @@ def _conv_part(conv: nn.Conv2d, old: torch.Tensor, new: torch.Tensor, unit: int,
                                                           weight, cols)
     # The product is channel-major: a view in (rows, channels) order.
     return out.view(conv.out_channels, len(rows), *out_hw).transpose(0, 1)
+
+
+def _channel_part(p: Plan, intact, old, new, rows, lo: int, width: int, axis: int,
+                  start: Optional[_Start] = None):
+    """One unit's changed rows: the new values at the chain's end (no mixing layer)
+    or the change of the mixing layer's output (plus ``start``'s rows, if given)."""
+    if p.mixer is None:
+        part = intact.index_select(0, rows)
+        part.narrow(axis, lo, width).copy_(new.expand_as(old[rows]))
+        return part
+    change = new - (old if len(rows) == len(old) else old.index_select(0, rows))
+    return _mix(p.mixer, change, lo, width, start, rows)
 
 
 def _mix(mixer: nn.Module, change: torch.Tensor, lo: int, width: int,
