@@ -131,37 +131,75 @@ def _scores(logits: np.ndarray, dataset: Dataset) -> tuple[float, float, np.ndar
     return float(correct.mean()), loss, per_group
 
 
-def _close_calls(outs: np.ndarray, dataset: Dataset) -> np.ndarray:
-    """(U, N) bool: the examples of each replica with a scored answer whose top-2
-    margin is a close call (see :data:`CLOSE_CALL`); ``outs`` (U, N, ..., K)."""
-    n_u, n, k = len(outs), outs.shape[1], outs.shape[-1]
-    if k < 2:
-        return np.zeros((n_u, n), bool)
-    flat = outs.reshape(-1, k)
-    top2 = np.partition(flat, k - 2, axis=1)[:, k - 2:]
-    close = (top2[:, 1] - top2[:, 0]) <= CLOSE_CALL * (1 + np.abs(top2[:, 1]))
-    close = close.reshape(n_u, n, -1) & (dataset.labels.reshape(n, -1) >= 0)
-    return close.any(axis=2)
+class _ScoredAnswers:
+    """The scored answers of a stack of outputs (U, N, ..., K), class-major: a sweep
+    scores many replicas, and numpy reduces over a short last axis slowly, over a
+    long one fast."""
 
+    def __init__(self, outs: np.ndarray, dataset: Dataset) -> None:
+        labels = dataset.labels.reshape(-1)
+        scored = np.flatnonzero(labels >= 0)
+        self.n_units, self.n = len(outs), outs.shape[1]
+        self.k = outs.shape[-1]
+        self.labels = labels[scored]
+        #: The example each scored answer belongs to.
+        self.example = scored // (len(labels) // self.n)
+        flat = outs.reshape(self.n_units, len(labels), self.k)
+        #: (U, S, K) and (K, U, S): one contiguous row of answers per class.
+        self.answers = np.take(flat, scored, axis=1)
+        self.logits = np.ascontiguousarray(self.answers.transpose(2, 0, 1))
+        self._top: Optional[tuple[np.ndarray, np.ndarray]] = None
 
-def _sweep_scores(outs: np.ndarray, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_scores`' accuracy and loss of each replica of ``outs`` (U, N, ..., K),
-    all replicas at once."""
-    labels = dataset.labels.reshape(-1)
-    logits = outs.reshape(len(outs), len(labels), -1)
-    scored = labels >= 0
-    logits, labels = logits[:, scored], labels[scored]
-    known = labels < logits.shape[2]
-    if known.any():
-        kn = logits[:, known]
-        shifted = kn - kn.max(axis=2, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
-        picked = np.take_along_axis(log_probs, labels[known][None, :, None], 2)[..., 0]
-        loss = -picked.mean(axis=1).astype(np.float64)
-    else:
-        loss = np.full(len(outs), np.nan)
-    correct = (logits.argmax(axis=2) == labels) & known
-    return correct.mean(axis=1), loss
+    def _best(self) -> tuple[np.ndarray, np.ndarray]:
+        """The top logit of each answer and the first class that has it (argmax)."""
+        if self._top is not None:
+            return self._top
+        self._top = self._first_best()
+        return self._top
+
+    def _first_best(self) -> tuple[np.ndarray, np.ndarray]:
+        best = self.logits.max(axis=0)
+        if np.isnan(best).any():  # argmax's own rules for NaN
+            return best, self.logits.argmax(axis=0)
+        first = np.full(best.shape, self.k, np.int64)
+        for j in range(self.k - 1, -1, -1):
+            first[self.logits[j] == best] = j
+        return best, first
+
+    def close_calls(self) -> np.ndarray:
+        """(U, N) bool: the examples with an answer whose top-2 margin is a close call
+        (see :data:`CLOSE_CALL`)."""
+        close = np.zeros((self.n_units, self.n), bool)
+        if self.k < 2 or not self.logits.size:
+            return close
+        best = self._best()[0]
+        # A close call: some other class within the margin of the best one.
+        near = (self.logits >= best - CLOSE_CALL * (1 + np.abs(best))).sum(axis=0) >= 2
+        for i in np.flatnonzero(near.any(axis=1)):
+            close[i, self.example[near[i]]] = True
+        return close
+
+    def scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`_scores`' accuracy and loss of each replica."""
+        known = self.labels < self.k
+        if not len(self.labels):
+            return np.full(self.n_units, np.nan), np.full(self.n_units, np.nan)
+        best, first = self._best()
+        correct = (first == self.labels) & known
+        if known.any():
+            # The loss exactly as _scores computes it, answer-major, all replicas at once.
+            every = known.all()
+            logits = (self.answers if every else self.answers[:, known]).reshape(-1, self.k)
+            # (A maximum is exact in any order: the class-major one, which is fast.)
+            top = (best if every else best[:, known]).reshape(-1, 1)
+            shifted = logits - top
+            log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            picked = log_probs[np.arange(len(log_probs)),
+                               np.tile(self.labels[known], self.n_units)]
+            loss = -picked.reshape(self.n_units, -1).mean(axis=1).astype(np.float64)
+        else:
+            loss = np.full(self.n_units, np.nan)
+        return correct.mean(axis=1), loss
 
 
 class Evaluator:
@@ -262,7 +300,7 @@ class Evaluator:
         means = self.means([site], token) if mode == "mean" else {}
         resume = self.adapter.resume_point(site)
         source = self.site_output(resume, token) if resume else self.dataset.inputs
-        base = self._score(self.baseline_logits(token), token)[0]
+        base = self._sweep_baseline_score(token)
         needs_fn = getattr(self.adapter, "sweep_needs", None)
         needs = needs_fn(site, mode) if needs_fn is not None else None
         extra = {}
@@ -281,23 +319,33 @@ class Evaluator:
                     acc.append(right)
                     loss.append(lost)
                 continue
-            outs = self._rescore_close_calls(site, chunk, mode, means, outs, token)
-            right, lost = _sweep_scores(outs, self.dataset)
+            answers = self._rescore_close_calls(site, chunk, mode, means, outs, token)
+            right, lost = answers.scores()
             acc.extend(right)
             loss.extend(lost)
         report(token, 1.0, f"sweeping {site}: done")
         return Sweep(site, units, mode, np.array(acc, np.float64), np.array(loss, np.float64),
                      base)
 
+    def _sweep_baseline_score(self, token: Optional[CancelToken]) -> float:
+        """The intact score, computed once per baseline (a sweep per layer asks)."""
+        logits = self.baseline_logits(token)
+        known = getattr(self, "_swept_baseline", None)
+        if known is None or known[0] is not logits:
+            known = (logits, self._score(logits, token)[0])
+            self._swept_baseline = known
+        return known[1]
+
     def _rescore_close_calls(self, site: str, units: tuple[int, ...], mode: str,
                              means: dict, outs: np.ndarray,
-                             token: Optional[CancelToken]) -> np.ndarray:
-        """``outs`` with the examples whose answer rounding could flip (top-2 margin
-        within :data:`CLOSE_CALL` of the top logit) recomputed as :meth:`evaluate`
-        computes them."""
-        close = _close_calls(outs, self.dataset)
+                             token: Optional[CancelToken]) -> _ScoredAnswers:
+        """The answers of ``outs``, with the examples whose answer rounding could flip
+        (top-2 margin within :data:`CLOSE_CALL` of the top logit) recomputed as
+        :meth:`evaluate` computes them."""
+        answers = _ScoredAnswers(outs, self.dataset)
+        close = answers.close_calls()
         if not close.any():
-            return outs
+            return answers
         outs = np.array(outs)
         resumed = self.adapter.resume_point(site, inclusive=True)
         acts = self.site_output(resumed, token) if resumed else None
@@ -310,7 +358,7 @@ class Evaluator:
                 direct = self.adapter.run(self.dataset.inputs[rows], ablations=abl,
                                           means=means).outputs
             outs[i, rows] = direct
-        return outs
+        return _ScoredAnswers(outs, self.dataset)
 
     def _batched(self, fn, token: Optional[CancelToken], what: str) -> np.ndarray:
         n = len(self.dataset)
