@@ -212,13 +212,6 @@ class Plan:
     output: str = ""               # the last child: its output is the baseline's
     block: Optional[_Block] = None
 
-    def describe(self) -> str:
-        return f"{self.site}: {self.path}"
-
-
-def _child_index(children: list, name: str) -> int:
-    return [n for n, _ in children].index(name)
-
 
 def plan(model: nn.Module, site: str, shapes: Mapping[str, tuple[int, ...]],
          axes: Mapping[str, int]) -> Optional[Plan]:
@@ -725,7 +718,6 @@ def _fetch_attr(root: nn.Module, target: str) -> Any:
 def _block_changes(p: Plan, units, fill: np.ndarray, cached, inputs: np.ndarray):
     """Per unit: the examples its ablation changes and the change of the block's
     output on them, through the block's linear graph."""
-    block = p.block
     intact = _tensor(cached[p.site])
     x = _tensor(np.asarray(inputs))
     fills = torch.from_numpy(np.ascontiguousarray(fill))
