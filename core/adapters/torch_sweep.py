@@ -310,8 +310,25 @@ def run(p: Plan, units: Sequence[int], mode: str, means: Optional[Mapping],
     # Zero ablations come back as a (U, 1, ...) fill of zeros: the replacement's shape.
     fill = np.array(np.broadcast_to(fill, (len(units), *p.site_shape)), np.float32)
     baseline = _tensor(cached[p.output])
+    n = len(baseline)
     with torch.inference_mode():
-        out = baseline.unsqueeze(0).repeat(len(units), *([1] * baseline.dim()))
+        out = torch.empty(len(units), *baseline.shape)
+        filled = [False] * len(units)
+
+        def put(unit: int, rows_u: torch.Tensor, new_rows: torch.Tensor) -> None:
+            if len(rows_u) == n:
+                out[unit].copy_(new_rows)
+            else:
+                out[unit].copy_(baseline)
+                out[unit].index_copy_(0, rows_u, new_rows)
+            filled[unit] = True
+
+        def put_all(group: list, new: torch.Tensor) -> None:
+            offset = 0
+            for (unit, rows_u), _ in group:
+                put(unit, rows_u, new[offset:offset + len(rows_u)])
+                offset += len(rows_u)
+
         if p.block is not None:
             rows, parts = _block_changes(p, units, fill, cached, inputs)
         else:
@@ -328,6 +345,10 @@ def run(p: Plan, units: Sequence[int], mode: str, means: Optional[Mapping],
         narrow, done = [], 0
         for group in _groups(changed, parts, width):
             pieces = [part(fused) for _, part in group]
+            if not rest and (fused is not None or p.path == EXACT):
+                for ((unit, rows_u), _), piece in zip(group, pieces):
+                    put(unit, rows_u, piece)  # the output's rows already
+                continue
             new = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
             if fused is None:
                 for _, module in ([] if p.block else p.linear):
@@ -337,15 +358,17 @@ def run(p: Plan, units: Sequence[int], mode: str, means: Optional[Mapping],
             # The rest of the model, per group while rows are wide; narrower rows wait
             # to run the remaining layers all together.
             new, done = run_rest(rest, new, wide=GROUP_ELEMENTS // 1024)
-            narrow.append((group, new))
+            if done == len(rest):
+                put_all(group, new)
+            else:
+                narrow.append((group, new))
         if narrow:
-            new = torch.cat([part for _, part in narrow])
-            new, _ = run_rest(rest[done:], new) if done < len(rest) else (new, None)
-            offset = 0
-            for group, _ in narrow:
-                for (unit, rows_u), _ in group:
-                    out[unit].index_copy_(0, rows_u, new[offset:offset + len(rows_u)])
-                    offset += len(rows_u)
+            new = torch.cat([part for _, part in narrow]) if len(narrow) > 1 else narrow[0][1]
+            new, _ = run_rest(rest[done:], new)
+            put_all([item for group, _ in narrow for item in group], new)
+        for unit, done_unit in enumerate(filled):
+            if not done_unit:
+                out[unit].copy_(baseline)
     return out.numpy()
 
 

@@ -146,9 +146,17 @@ class _ScoredAnswers:
         self.example = scored // (len(labels) // self.n)
         flat = outs.reshape(self.n_units, len(labels), self.k)
         #: (U, S, K) and (K, U, S): one contiguous row of answers per class.
+        self._scored = scored
         self.answers = np.take(flat, scored, axis=1)
         self.logits = np.ascontiguousarray(self.answers.transpose(2, 0, 1))
         self._top: Optional[tuple[np.ndarray, np.ndarray]] = None
+
+    def update(self, unit: int, out: np.ndarray) -> None:
+        """Replica ``unit``'s outputs are now ``out`` (N, ..., K)."""
+        flat = out.reshape(-1, self.k)
+        self.answers[unit] = flat[self._scored]
+        self.logits[:, unit] = self.answers[unit].T
+        self._top = None
 
     def _best(self) -> tuple[np.ndarray, np.ndarray]:
         """The top logit of each answer and the first class that has it (argmax)."""
@@ -358,7 +366,8 @@ class Evaluator:
                 direct = self.adapter.run(self.dataset.inputs[rows], ablations=abl,
                                           means=means).outputs
             outs[i, rows] = direct
-        return _ScoredAnswers(outs, self.dataset)
+            answers.update(i, outs[i])
+        return answers
 
     def _batched(self, fn, token: Optional[CancelToken], what: str) -> np.ndarray:
         n = len(self.dataset)
