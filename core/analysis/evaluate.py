@@ -180,7 +180,7 @@ class _ScoredAnswers:
         close = np.zeros((self.n_units, self.n), bool)
         if self.k < 2 or not self.logits.size:
             return close
-        best = self._best()[0]
+        best = self.logits.max(axis=0)
         # A close call: some other class within the margin of the best one.
         near = (self.logits >= best - CLOSE_CALL * (1 + np.abs(best))).sum(axis=0) >= 2
         for i in np.flatnonzero(near.any(axis=1)):
