@@ -344,11 +344,16 @@ def run(p: Plan, units: Sequence[int], mode: str, means: Optional[Mapping],
         fused = _Start(start) if start is not None and (not p.linear or p.block) else None
         narrow, done = [], 0
         for group in _groups(changed, parts, width):
-            pieces = [part(fused) for _, part in group]
             if not rest and (fused is not None or p.path == EXACT):
-                for ((unit, rows_u), _), piece in zip(group, pieces):
-                    put(unit, rows_u, piece)  # the output's rows already
+                for (unit, rows_u), part in group:
+                    # The output's rows already: written in place where they all change.
+                    into = out[unit] if len(rows_u) == n and fused is not None else None
+                    piece = part(fused, into) if into is not None else part(fused)
+                    if piece is not into:
+                        put(unit, rows_u, piece)
+                    filled[unit] = True
                 continue
+            pieces = [part(fused) for _, part in group]
             new = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
             if fused is None:
                 for _, module in ([] if p.block else p.linear):
@@ -510,7 +515,8 @@ def _im2col(x: torch.Tensor, conv: nn.Conv2d) -> tuple[torch.Tensor, tuple[int, 
 
 
 def _conv_part(conv: nn.Conv2d, old: torch.Tensor, new: torch.Tensor, unit: int,
-               rows: torch.Tensor, start: Optional[_Start] = None) -> torch.Tensor:
+               rows: torch.Tensor, start: Optional[_Start] = None,
+               into: Optional[torch.Tensor] = None) -> torch.Tensor:
     """One unit's change of ``conv``'s output on ``rows`` (plus ``start``'s rows):
     its input channel's change, as the columns of the convolution (:func:`_im2col`),
     times that channel's weights; for one channel several times faster than the
@@ -525,7 +531,7 @@ def _conv_part(conv: nn.Conv2d, old: torch.Tensor, new: torch.Tensor, unit: int,
 
 
 def _channel_part(p: Plan, intact, old, new, rows, lo: int, width: int, axis: int,
-                  start: Optional[_Start] = None):
+                  start: Optional[_Start] = None, into: Optional[torch.Tensor] = None):
     """One unit's changed rows: the new values at the chain's end (no mixing layer)
     or the change of the mixing layer's output (plus ``start``'s rows, if given)."""
     if p.mixer is None:
@@ -533,22 +539,20 @@ def _channel_part(p: Plan, intact, old, new, rows, lo: int, width: int, axis: in
         part.narrow(axis, lo, width).copy_(new.expand_as(old[rows]))
         return part
     change = new - (old if len(rows) == len(old) else old.index_select(0, rows))
-    return _mix(p.mixer, change, lo, width, start, rows)
+    return _mix(p.mixer, change, lo, width, start, rows, into)
 
 
 def _mix(mixer: nn.Module, change: torch.Tensor, lo: int, width: int,
-         start: Optional[_Start] = None, rows: Optional[torch.Tensor] = None
-         ) -> torch.Tensor:
+         start: Optional[_Start] = None, rows: Optional[torch.Tensor] = None,
+         into: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The mixing layer's output change from ``change`` of input slice lo:lo+width,
-    added onto ``start``'s ``rows`` if given."""
+    added onto ``start``'s ``rows`` if given (written into ``into`` if given)."""
     weight = mixer.weight[:, lo:lo + width]
     if isinstance(mixer, nn.Linear):
         # The unit's features lie on the last axis.
         if start is None:
             return change @ weight.t()
-        if change.dim() == 2:
-            return torch.addmm(start.rows(rows), change, weight.t())
-        return start.rows(rows) + change @ weight.t()
+        return _add_linear(start.rows(rows), change, weight, into)
     conv = F.conv2d if isinstance(mixer, nn.Conv2d) else F.conv1d
     out = conv(change, weight, None, mixer.stride, mixer.padding, mixer.dilation)
     return out if start is None else start.rows(rows) + out
@@ -757,9 +761,10 @@ def _block_changes(p: Plan, units, fill: np.ndarray, cached, inputs: np.ndarray)
 
 
 def _block_part(p: Plan, x, old, new, rows, unit: int, shape,
-                start: Optional[_Start] = None) -> torch.Tensor:
+                start: Optional[_Start] = None, into: Optional[torch.Tensor] = None
+                ) -> torch.Tensor:
     """One unit's change of the output of the block's linear children that follow
-    (plus ``start``'s rows, if given)."""
+    (plus ``start``'s rows, if given; written into ``into`` if given)."""
     every = len(rows) == len(x)
     start_at = [0] * (len(shape) + 1)
     start_at[p.axis] = unit
@@ -768,8 +773,23 @@ def _block_part(p: Plan, x, old, new, rows, unit: int, shape,
     out = _propagate(p.block, x if every else x.index_select(0, rows), change)
     for _, module in p.linear:
         out = lazy_linear_change(module, out)
-    out = _now(out)
-    return out if start is None else start.rows(rows).add(out)
+    if start is None:
+        return _now(out)
+    if isinstance(out, _Lazy):
+        return _add_linear(start.rows(rows), out.x, out.weight, into)
+    return start.rows(rows).add(_now(out)) if into is None else \
+        torch.add(start.rows(rows), _now(out), out=into)
+
+
+def _add_linear(base: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                into: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``base + F.linear(x, weight)`` in one product (into ``into`` if given)."""
+    k, o = x.shape[-1], weight.shape[0]
+    x2, b2 = x.reshape(-1, k), base.reshape(-1, o)
+    if into is not None:
+        torch.addmm(b2, x2, weight.t(), out=into.view(-1, o))
+        return into
+    return torch.addmm(b2, x2, weight.t()).view(*x.shape[:-1], o)
 
 
 def _propagate(block: _Block, x: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
