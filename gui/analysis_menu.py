@@ -138,7 +138,7 @@ class AnalysisController(QObject):
         dock.show()
         dock.raise_()
         if window.dockWidgetArea(dock) == Qt.DockWidgetArea.BottomDockWidgetArea:
-            height = int(min(max(0.32 * window.height(), 200), 320))
+            height = int(min(max(0.3 * window.height(), 160), 320))
             window.resizeDocks([dock], [height], Qt.Orientation.Vertical)
 
     # --- importance --------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QStackedWidget, QWidget
+from PySide6.QtWidgets import QLabel, QLayout, QStackedWidget, QWidget
 
 from core.ablation import Ablation, ablated_units
 from core.model import LayerInfo
@@ -51,6 +51,15 @@ class ViewStack(QStackedWidget):
         for view in (self.channel_grid, self.neuron_view, self.sequence_view,
                      self.attention_view):
             view.unit_page_requested.connect(self.unit_page_requested)
+        # Only the page shown may set the stack's minimum: the hidden attention view's
+        # head grid and score table kept the centre 425 px tall, so the Analyse docks
+        # got 140 px of a 640 px window.
+        self.layout().setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
+        self.currentChanged.connect(lambda _index: self.updateGeometry())
+
+    def minimumSizeHint(self):  # noqa: N802 (Qt override)
+        current = self.currentWidget()
+        return current.minimumSizeHint() if current is not None else super().minimumSizeHint()
 
     def show_capture(self, model: ModelInfo, info: LayerInfo, capture: Capture,
                      tokens: list[str]) -> bool:
