@@ -252,10 +252,12 @@ class TorchAdapter:
 
     def visualise(self, site: str, unit: int, steps: int = 256, seed: int = 0,
                   value_range: Optional[tuple[float, float]] = None,
-                  token: Optional[CancelToken] = None) -> tuple[np.ndarray, np.ndarray]:
+                  token: Optional[CancelToken] = None,
+                  scale: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
         """An input optimised to raise unit ``unit`` of ``site`` (its mean over
-        positions), kept in ``value_range``: (input, objective per step); the last
-        step's objective is that of the returned input."""
+        positions), kept in ``value_range``, the objective divided by ``scale``:
+        (input, objective per step); the last step's objective is that of the
+        returned input."""
         from core.adapters import torch_units
         from core.errors import InputError
 
@@ -263,7 +265,7 @@ class TorchAdapter:
             raise InputError(f"The model has no layer named {site!r}.")
         return torch_units.visualise(self.model, self.input_shape, self.input_dtype, site,
                                      int(unit), self._axes[site], steps, seed, value_range,
-                                     token)
+                                     token, scale)
 
 
 def _check_fired(state: torch_hooks.RunHooks) -> None:
