@@ -29,8 +29,9 @@ from core.unit_values import ProbeReport
 #: Inverse L2 strength on standardised features (scikit-learn's ``C``).
 C = 1.0
 #: Gradient tolerance and iteration cap of the L-BFGS fit; a probe that does not reach
-#: the tolerance is named in the report's notes.
-TOL = 1e-5
+#: the tolerance is named in the report's notes. 1e-4 moves no held-out accuracy on the
+#: shipped models by more than a point against 1e-5, and fits the transformer 1.5x faster.
+TOL = 1e-4
 MAX_ITER = 2000
 #: Layers with more (non-constant) features than this, and more training rows than this,
 #: are probed on their leading principal components (of the training rows), this many.
