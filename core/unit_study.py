@@ -184,7 +184,12 @@ class UnitStudy:
     def _weights_note(info: LayerInfo, has_method: bool) -> str:
         if not has_method:
             return "Weights are not drawn for this kind of model file (ONNX)."
-        return f"{info.kind} layers have no weights of their own to draw."
+        if info.kind == "HeadOutputs" or info.heads_site:
+            return ("A head's QK and OV circuits are drawn for the built-in induction "
+                    "transformer, whose attention Mechscope knows the layout of; this "
+                    "model's attention is laid out differently.")
+        return (f"This layer ({info.kind}) has no weights of its own, and no layer with "
+                f"weights feeds it unit by unit.")
 
     # --- importance -----------------------------------------------------------------
     def importance(self, site: str, mode: str = "zero",
