@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 
 from core.remote import RemoteSession
@@ -30,3 +32,21 @@ def remote():
     yield r
     r.close()
     assert not r._child.process.is_alive()
+
+
+def export_onnx(model, path):
+    """The shipped CNN as an ONNX file with a dynamic batch, as a user would export it."""
+    import torch
+
+    with warnings.catch_warnings():  # the legacy exporter warns that it is legacy
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 1, 16, 16),), str(path), dynamo=False,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
+    return path
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory, adapter):
+    """digits_cnn.onnx, exported once per module."""
+    return export_onnx(adapter.model, tmp_path_factory.mktemp("onnx") / "digits_cnn.onnx")

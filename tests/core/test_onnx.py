@@ -1,11 +1,9 @@
 """The ONNX adapter gives the torch adapter's numbers on the shipped CNN exported to ONNX
 — the same activations and the same ablated accuracies (issue #6)."""
 
-import warnings
 
 import numpy as np
 import pytest
-import torch
 
 from core.ablation import Ablation
 from core.adapters.onnx_adapter import OnnxAdapter
@@ -14,17 +12,6 @@ from core.session import Session
 
 ABLATIONS = ([], [Ablation("conv2", (3, 7))], [Ablation("fc1", (1, 5), "mean")],
              [Ablation("conv1", tuple(range(8)))], [Ablation("relu2", (0, 4), "mean")])
-
-
-@pytest.fixture(scope="module")
-def onnx_path(tmp_path_factory, adapter):
-    path = tmp_path_factory.mktemp("onnx") / "digits_cnn.onnx"
-    with warnings.catch_warnings():  # the legacy exporter warns that it is legacy
-        warnings.simplefilter("ignore")
-        torch.onnx.export(adapter.model, (torch.zeros(1, 1, 16, 16),), str(path),
-                          dynamo=False, input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
-    return path
 
 
 def test_both_adapters_conform(adapter, onnx_path):

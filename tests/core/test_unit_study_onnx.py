@@ -2,27 +2,18 @@
 numbers as the torch model it was exported from, and a clear sentence where the math
 is not available (no gradients for feature visualisation, no weights to draw)."""
 
-import warnings
-
 import numpy as np
 import pytest
-import torch
 
 from core.errors import InputError
 from core.session import Session
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory, adapter):
-    path = tmp_path_factory.mktemp("onnx") / "digits_cnn.onnx"
-    with warnings.catch_warnings():  # the legacy exporter warns that it is legacy
-        warnings.simplefilter("ignore")
-        torch.onnx.export(adapter.model, (torch.zeros(1, 1, 16, 16),), str(path),
-                          dynamo=False, input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
+def both(onnx_path):
     here, there = Session(), Session()
     here.open_model("digits_cnn")
-    there.open_checkpoint(str(path))
+    there.open_checkpoint(str(onnx_path))
     return here, there
 
 
