@@ -27,8 +27,24 @@ from gui.views.probes_view import ProbesView
 from gui.worker import UnexpectedError
 
 IMPORTANCE, PROBES, MAP = "unit-importance", "probes", "layer-map"
+#: Head importance: the workbench's key (the attention view's button) too.
+HEADS = "importance"
 #: Windows shorter than this open the layer map beside the model tree, not below.
 SHORT_WINDOW = 800
+
+
+def empty_caption(metric: str) -> str:
+    """The importance dock's caption before a run."""
+    lost = "the similarity to the intact embedding lost" if metric == "cosine" \
+        else "the accuracy lost"
+    return (f"Each unit of the selected layer is switched off alone (zero or mean, as in "
+            f"the ablation panel) and {lost} is charted. Press the button.")
+
+
+def head_layers(sites) -> str:
+    """"L0 = block0.attn, L1 = block1.attn" for the heads sites of a head chart."""
+    names = [f"L{i} = {site.rpartition('.')[0]}" for i, site in enumerate(sites)]
+    return ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]}"
 
 
 def switched_off(ablations, sites) -> set[tuple[str, int]]:
@@ -55,9 +71,7 @@ class AnalysisController(QObject):
         self.worker = window.worker
         self.importance = ImportanceChartView(button_text="Measure importance", what="unit",
                                               exportable=True, one_row=True)
-        self.importance.set_caption("Each unit of the selected layer is switched off "
-                                    "alone (zero or mean, as in the ablation panel) and "
-                                    "the accuracy lost is charted. Press the button.")
+        self.importance.set_caption(empty_caption("accuracy"))
         self.probes = ProbesView()
         self.layer_map = LayerMapView()
         self.importance_dock = self._dock("Importance", self.importance)
@@ -110,6 +124,7 @@ class AnalysisController(QObject):
         self.layer_map.map_requested.connect(lambda: self.map_layer())
         self.layer_map.sample_requested.connect(wb.select_sample)
         wb.model_opened.connect(self._on_model_opened)
+        wb.importance_ready.connect(self._on_heads_ready)
         wb.ablations_changed.connect(self._on_ablations_changed)
         wb.sample_ready.connect(lambda sample: self.layer_map.show_current(sample.index))
         tree = getattr(self.window, "model_tree", None)
@@ -148,20 +163,29 @@ class AnalysisController(QObject):
     @Slot()
     def measure_importance(self, site: Optional[str] = None) -> None:
         """Every unit of ``site`` (default: the selected layer) switched off alone; for an
-        attention layer, every head (the attention view's chart)."""
+        attention layer, every head of every attention layer (charted in this dock and
+        in the attention view's head chart)."""
         wb = self.workbench
         info = self._layer(site)
         if wb.info is None or info is None:
             self.importance.set_caption("Choose a layer in the model tree first.")
             self.show_dock(self.importance_dock)
             return
-        attention = getattr(self.window, "attention_view", None)
-        if info.view is LayerView.ATTENTION and attention is not None:
-            # Heads have their chart in the attention view, beside their patterns and
-            # scores: every head of every layer, clickable like this one.
-            wb.measure_importance()
-            return
         mode = wb.mode
+        if info.view is LayerView.ATTENTION:
+            # Every head of every attention layer, in one batched pass: charted here,
+            # where the user asked, and in the attention view beside the patterns.
+            # The key is the attention view's own button's: one run, never two.
+            self.importance.button.setEnabled(False)
+            self.importance.set_caption(f"Switching each head of every attention layer "
+                                        f"off in turn ({mode})…")
+            self.show_dock(self.importance_dock)
+            self.worker.submit(HEADS, wb.session.head_importance, mode,
+                               on_done=partial(self._on_heads, wb.info.name),
+                               on_error=self._on_importance_failed,
+                               on_progress=self._on_importance_progress,
+                               on_cancel=self._on_importance_cancelled)
+            return
         self.importance.button.setEnabled(False)
         self.importance.set_caption(f"Switching each {info.unit_name} of {info.name} off "
                                     f"in turn ({mode})…")
@@ -190,6 +214,33 @@ class AnalysisController(QObject):
             f"{sweep.site}: {self.importance.caption_text}, each alone on the intact "
             f"model ({len(entries)} {unit_name}s).")
         self.importance_shown.emit(sweep)
+
+    def _on_heads(self, model: str, sweeps) -> None:
+        """Head importance of this model: both head charts draw it (``importance_ready``
+        reaches this dock's and the attention view's)."""
+        self.importance.button.setEnabled(True)
+        wb = self.workbench
+        if wb.info is None or wb.info.name != model:
+            return
+        wb.importance_ready.emit(sweeps)
+
+    @Slot(object)
+    def _on_heads_ready(self, sweeps) -> None:
+        """Every head of every attention layer (from this dock or the attention view's
+        button): the dock charts them too."""
+        self.importance.button.setEnabled(True)
+        wb = self.workbench
+        if wb.info is None or not sweeps:
+            return
+        chart = self.importance
+        sites = [sweep.site for sweep in sweeps]
+        chart.what = "head"
+        chart.off = switched_off(wb.ablations, set(sites))
+        chart.show_sweeps(sweeps[0].baseline_score, sweeps, wb.info.kind.metric)
+        chart.set_caption(f"Heads of every attention layer ({head_layers(sites)}): "
+                          f"{chart.caption_text}, each alone on the intact model "
+                          f"({len(chart.entries)} heads).")
+        self.importance_shown.emit(tuple(sweeps))
 
     def _on_importance_failed(self, error: MechscopeError) -> None:
         self.importance.button.setEnabled(True)
@@ -231,9 +282,11 @@ class AnalysisController(QObject):
         self.probes_shown.emit(reports)
 
     def _on_probes_failed(self, error: MechscopeError) -> None:
-        self.probes.show_failed(str(error))
         if isinstance(error, UnexpectedError):
+            self.probes.show_failed(str(error))
             self.workbench.report_error(error)
+        else:  # the core refused (no labels): pressing again would say it again
+            self.probes.show_refused(str(error))
 
     # --- layer map ---------------------------------------------------------------------
     @Slot()
@@ -267,9 +320,15 @@ class AnalysisController(QObject):
     # --- the window's state --------------------------------------------------------------
     @Slot(object)
     def _on_model_opened(self, info) -> None:
-        self.importance.clear("Each unit of the selected layer is switched off alone "
-                              "(zero or mean, as in the ablation panel) and the accuracy "
-                              "lost is charted. Press the button.")
+        """Another model: no chart keeps the previous one's results (its labels, axis
+        names and captions back to the empty state)."""
+        metric = info.kind.metric
+        self.importance.what = "unit"
+        self.importance.clear(empty_caption(metric), metric)
+        self.importance.button.setEnabled(True)
+        attention = getattr(self.window, "attention_view", None)
+        if attention is not None:
+            attention.clear_importance(metric)
         self.probes.clear()
         self.layer_map.clear()
         self.layer_map.set_examples(info.examples, info.class_names, info.example_texts)

@@ -105,8 +105,16 @@ class Workbench(QObject):
 
     @Slot()
     def measure_importance(self) -> None:
+        if self.info is None:
+            return
         self.worker.submit("importance", self.session.head_importance, self.mode,
-                           on_done=self.importance_ready.emit, on_error=self.report_error)
+                           on_done=partial(self._on_importance, self.info.name),
+                           on_error=self.report_error)
+
+    def _on_importance(self, model: str, sweeps) -> None:
+        # Heads of a model that is no longer open would be charted as this one's.
+        if self.info is not None and self.info.name == model:
+            self.importance_ready.emit(sweeps)
 
     @Slot(object)
     def apply_layer_change(self, change: Ablation) -> None:

@@ -23,6 +23,7 @@ from gui.views.unit_menu import UnitPageRequests
 CMAP = "inferno"
 SCORE_COLUMNS = ("head", "prev. token", "induction", "first token", "acc. if off")
 IF_OFF = {"accuracy": "acc. if off", "cosine": "sim. if off"}
+EMPTY_CHART = "Press the button: each head is switched off in turn."
 HINT = ("Click a head to enlarge it · Ctrl+click (or Shift+click) to switch a head off · "
         "double-click: what does it do?")
 
@@ -249,6 +250,18 @@ class AttentionView(QWidget):
                                                                           IF_OFF["accuracy"])))
         self._fill_table()
         self.drawn.emit(self.site)
+
+    def clear_importance(self, metric: Optional[str] = None) -> None:
+        """No head importance (another model opened): an empty chart whose axis names
+        ``metric``, the caption asking for a run, "–" in the table's last column."""
+        self.importance = {}
+        if metric is not None:
+            self.score_metric = metric
+        self.chart.mode = "zero"
+        self.chart.clear(EMPTY_CHART, self.score_metric)
+        self.table.setHorizontalHeaderItem(4, QTableWidgetItem(
+            IF_OFF.get(self.score_metric, IF_OFF["accuracy"])))
+        self._fill_table()
 
     def _fill_table(self) -> None:
         if self.scores is None:

@@ -10,7 +10,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QTimer, Signal, Slot
+from PySide6.QtCore import QPointF, QRect, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPixmap
 from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QLabel,
                                QPushButton, QToolTip, QVBoxLayout, QWidget)
 
@@ -28,7 +29,8 @@ WORDS = {
                ("Similarity to the intact model's embedding lost when one {what} is "
                 "switched off ({mode}): 1 − cosine")),
 }
-#: The left axis of a short chart (a dock in a 640-pixel-high window).
+#: The left axis of a short chart (a dock in a 640-pixel-high window): before a run
+#: and after it alike.
 SHORT_AXIS = {"accuracy": "points lost", "cosine": "similarity lost"}
 OFF_PEN = pg.mkPen("#ff3b30", width=2)
 HINT = "Hover a bar for its numbers · click: switch the unit off (again: on) · " \
@@ -45,6 +47,16 @@ def change_colours(drops: np.ndarray, metric: str) -> list:
         target = RED if drop > 0 else BLUE
         out.append(pg.mkBrush(*(GREY + t * (target - GREY)).astype(int)))
     return out
+
+
+class _Picture:
+    """A finished picture where export_view expects a widget (it only grabs it)."""
+
+    def __init__(self, pixmap: QPixmap) -> None:
+        self.pixmap = pixmap
+
+    def grab(self) -> QPixmap:
+        return self.pixmap
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,8 @@ class ImportanceChartView(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
         self.plot.hideButtons()
-        self.plot.setLabel("left", WORDS["accuracy"][0])
+        self.one_row = one_row
+        self.plot.setLabel("left", self.axis_words("accuracy"))
         # Plain numbers: "similarity lost (x0.001)" reads as a different unit.
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMinimumHeight(60)
@@ -115,7 +128,6 @@ class ImportanceChartView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
-        self.one_row = one_row
         self._caption_text = self.caption.text()
         if one_row:  # a wide, short dock: button, caption and toggles on one line; the
             # caption shows the hovered bar's numbers (no line of its own under the chart)
@@ -169,13 +181,18 @@ class ImportanceChartView(QWidget):
     def show_bars(self, entries: Sequence[Bar], metric: str) -> None:
         self.score_metric = metric if metric in WORDS else "accuracy"
         self.entries = list(entries)
-        axis_words, caption = WORDS[self.score_metric]
-        if self.one_row:  # a short chart: a label its height can hold
-            axis_words = SHORT_AXIS.get(self.score_metric, axis_words)
-        self.plot.setLabel("left", axis_words)
+        caption = WORDS[self.score_metric][1]
+        self.plot.setLabel("left", self.axis_words(self.score_metric))
         self.set_caption(caption.format(what=self.what, mode=self.mode))
         self.export_button.setEnabled(bool(self.entries))
         self._redraw()
+
+    def axis_words(self, metric: str) -> str:
+        """The left axis's label for ``metric``: the same before and after a run."""
+        words = WORDS.get(metric, WORDS["accuracy"])[0]
+        if self.one_row:  # a short chart: a label its height can hold
+            return SHORT_AXIS.get(metric, words)
+        return words
 
     @property
     def caption_text(self) -> str:
@@ -227,8 +244,13 @@ class ImportanceChartView(QWidget):
         if len(self.order):
             self.bars.setOpts(pen=None, pens=self._pens())
 
-    def clear(self, text: str = "") -> None:
+    def clear(self, text: str = "", metric: Optional[str] = None) -> None:
+        """No bars; the axis names ``metric`` (the open model's score) where given."""
         self.entries = []
+        self.off = set()
+        if metric is not None:
+            self.score_metric = metric if metric in WORDS else "accuracy"
+        self.plot.setLabel("left", self.axis_words(self.score_metric))
         self.export_button.setEnabled(False)
         self._redraw()
         if text:
@@ -320,9 +342,33 @@ class ImportanceChartView(QWidget):
                 for k, e in ((k, self.entry_at_bar(k)) for k in range(len(self.order)))]
         return ("site", "unit", "label", "mode", score, "intact score", loss), rows
 
+    def picture(self) -> QPixmap:
+        """What Export… saves: the caption over the chart, without the buttons."""
+        chart = self.plot.grab()
+        ratio = chart.devicePixelRatio()
+        width = round(chart.width() / ratio)
+        text = self._caption_text + (" Sorted by loss." if self.sort_box.isChecked()
+                                     else "")
+        font = QFont(self.caption.font())
+        metrics = QFontMetrics(font)
+        pad = 6
+        flags = int(Qt.AlignmentFlag.AlignLeft) | int(Qt.TextFlag.TextWordWrap)
+        box = metrics.boundingRect(QRect(0, 0, width - 2 * pad, 10_000), flags, text)
+        top = box.height() + 2 * pad
+        out = QPixmap(round(width * ratio), round((top + chart.height() / ratio) * ratio))
+        out.setDevicePixelRatio(ratio)
+        out.fill(QColor("black"))
+        painter = QPainter(out)
+        painter.setFont(font)
+        painter.setPen(QColor("#cccccc"))
+        painter.drawText(QRect(pad, pad, width - 2 * pad, box.height()), flags, text)
+        painter.drawPixmap(0, top, chart)
+        painter.end()
+        return out
+
     def export(self, png_path: str):
         header, rows = self.numbers()
-        return export_view(self, header, rows, png_path)
+        return export_view(_Picture(self.picture()), header, rows, png_path)
 
     @Slot()
     def _on_export_clicked(self) -> None:

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal, Slot
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QBoxLayout, QFileDialog, QFrame, QHBoxLayout, QLabel,
                                QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
@@ -24,6 +24,8 @@ PALETTE = ("#4e9be8", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
 NO_LABEL = "#5a5a5a"
 NO_LABEL_FAINT = (90, 90, 90, 150)
 OTHER = "#9a9a9a"
+#: Position in the sequence, first to last, where there is no label to colour by.
+POSITION_MAP = pg.colormap.get("viridis")
 HINT = "Hover a point to see its example · click it to load that example as the input"
 THUMB = 64
 SIDE_WIDTH = 290
@@ -82,6 +84,8 @@ class LayerMapView(QWidget):
         self.colours: dict[int, str] = {}
         self.misclassified = np.zeros(0, bool)
         self.legend_entries: list[tuple[str, str]] = []
+        self.scheme = "label"
+        self.per_example = False
         self.title = ElidedLabel("Map of a layer: choose a layer, then Analyse › Map of "
                                  "this layer")
         self.title.setStyleSheet("font-weight: bold;")
@@ -108,6 +112,7 @@ class LayerMapView(QWidget):
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setStyleSheet("font-size: 11px;")
         self.legend_title = QLabel("")
+        self.legend_title.setWordWrap(True)
         self.legend_title.setStyleSheet("color: #666; font-size: 11px;")
         self.preview = QLabel()
         self.preview.setFixedSize(THUMB, THUMB)
@@ -199,8 +204,14 @@ class LayerMapView(QWidget):
 
     def clear(self, text: str = "") -> None:
         self.map = None
+        self.scheme, self.per_example = "label", False
         self.scatter.setData([])
         self.current.setData([])
+        for side in ("left", "bottom"):  # no "PC1 (21 % of variance)" over nothing
+            axis = self.plot.getPlotItem().getAxis(side)
+            axis.setLabel("")
+            axis.showLabel(False)
+        self.plot.getViewBox().setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self._fill_legend({}, (), False)
         self.export_button.setEnabled(False)
         self.preview.clear()
@@ -216,18 +227,52 @@ class LayerMapView(QWidget):
             return np.zeros(len(m.labels), bool)
         return (m.predicted >= 0) & (m.labels >= 0) & (m.predicted != m.labels)
 
+    def _scheme(self, m: LayerMap) -> str:
+        """How points are coloured: "label" (a colour per class or group); "position"
+        for token models whose groups are only the sequence each point is in
+        (``self.per_example``) or more than there are colours; "one" for images of more
+        classes than colours. A colour each for a dozen of them and "other" for the
+        rest told nothing."""
+        labels, indices = np.asarray(m.labels), np.asarray(m.indices)
+        known = labels >= 0
+        n = len(np.unique(labels[known]))
+        self.per_example = m.positions is not None and n > 1 and \
+            np.array_equal(labels[known], indices[known])
+        if n > len(PALETTE) or self.per_example:
+            return "position" if m.positions is not None else "one"
+        return "label"
+
+    def _positions(self, m: LayerMap) -> np.ndarray:
+        """Each point's position in its sequence."""
+        pos = np.asarray(m.positions)
+        return pos[:, -1] if pos.ndim == 2 else pos.reshape(-1)
+
+    def _brushes(self, m: LayerMap, order: np.ndarray) -> list:
+        labels = np.asarray(m.labels)
+        if self.scheme == "position":
+            pos = self._positions(m).astype(float)
+            top = max(float(pos.max(initial=0)), 1.0)
+            colours = POSITION_MAP.map(pos / top, mode="qcolor")
+            return [pg.mkBrush(colours[r]) for r in order]
+        if self.scheme == "one":
+            return [pg.mkBrush(PALETTE[0]) for _ in order]
+        return [pg.mkBrush(NO_LABEL_FAINT) if labels[r] < 0
+                else pg.mkBrush(self._colour(int(labels[r]))) for r in order]
+
     def show_map(self, m: LayerMap) -> None:
         self.map = m
         coords = np.asarray(m.coords, np.float32)
+        self.scheme = self._scheme(m)
         self.colours, other = label_colours(m.labels, len(m.label_names))
         self.misclassified = self._mismatch(m)
         labels = np.asarray(m.labels)
+        if self.scheme == "position":  # every point counts: none is "unlabelled"
+            labels = np.zeros(len(labels), int)
         # Drawn bottom to top: unlabelled (small, faint), labelled, misclassified; each
         # point's data is its row, so hover and click find the right example.
         layer = np.where(labels < 0, 0, np.where(self.misclassified, 2, 1))
         order = np.argsort(layer, kind="stable")
-        brushes = [pg.mkBrush(NO_LABEL_FAINT) if labels[r] < 0
-                   else pg.mkBrush(self._colour(int(labels[r]))) for r in order]
+        brushes = self._brushes(m, order)
         symbols = np.where(self.misclassified[order], "x", "o").tolist()
         sizes = np.where(self.misclassified[order], 11, np.where(labels[order] < 0, 4, 6))
         self.scatter.setData(x=coords[order, 0], y=coords[order, 1], brush=brushes,
@@ -240,11 +285,18 @@ class LayerMapView(QWidget):
         points = "positions" if m.positions is not None else "examples"
         wrong = int(self.misclassified.sum())
         crosses = f" · ✕ {wrong} misclassified" if wrong else ""
-        self.title.setText(f"Map of {m.site} ({m.method}): {len(coords)} {points}, "
-                           f"coloured by {'class' if m.positions is None else 'group'}"
-                           f"{crosses}")
-        self._fill_legend(self.colours, m.label_names, other,
-                          has_none=bool((np.asarray(m.labels) < 0).any()))
+        coloured = {"position": "coloured by position in the sequence",
+                    "one": f"one colour ({len(np.unique(labels[labels >= 0]))} classes)",
+                    "label": f"coloured by {'class' if m.positions is None else 'group'}"}
+        # The activations (and the answers that make a ✕) are the intact model's,
+        # whatever the ablation panel has switched off.
+        self.title.setText(f"Map of {m.site} ({m.method}, intact model): {len(coords)} "
+                           f"{points}, {coloured[self.scheme]}{crosses}")
+        if self.scheme == "label":
+            self._fill_legend(self.colours, m.label_names, other,
+                              has_none=bool((np.asarray(m.labels) < 0).any()))
+        else:
+            self._fill_scale_legend(m)
         self.export_button.setEnabled(True)
         self.drawn.emit()
 
@@ -282,6 +334,33 @@ class LayerMapView(QWidget):
         self.legend_title.setText("" if not entries else
                                   "colour: class" if self.map is None or
                                   self.map.positions is None else "colour: group")
+
+    def _fill_scale_legend(self, m: LayerMap) -> None:
+        """The legend of a map not coloured by label: a few swatches of the position
+        scale, or the one colour."""
+        if self.scheme == "position":
+            pos = self._positions(m)
+            top = int(pos.max(initial=0))
+            marks = sorted({0, top // 2, top})
+            colours = POSITION_MAP.map(np.asarray(marks, float) / max(top, 1), mode="qcolor")
+            entries = [(QColor(c).name(), f"position {p}" + (" (first)" if p == 0 else
+                                                             " (last)" if p == top else ""))
+                       for p, c in zip(marks, colours)]
+            why = "each group is one example" if self.per_example else \
+                "too many groups to colour"
+            title = f"colour: position in the sequence ({why})"
+        else:
+            entries = [(PALETTE[0], "every example")]
+            title = "one colour: too many classes to tell apart (hover for each)"
+        if self.misclassified.any():
+            entries.append(("", "✕ misclassified"))
+        self.legend_entries = entries
+        rows = []
+        for colour, name in entries:
+            swatch = f"<span style='color:{colour}'>●</span>&nbsp;" if colour else ""
+            rows.append(f"<tr><td>{swatch}{html.escape(name)}</td></tr>")
+        self.legend.setText("<table cellspacing='0'>" + "".join(rows) + "</table>")
+        self.legend_title.setText(title)
 
     @Slot(int)
     def show_current(self, index: int) -> None:
@@ -322,8 +401,11 @@ class LayerMapView(QWidget):
             pos = int(m.positions[row][1]) if np.ndim(m.positions) == 2 else int(m.positions[row])
             text = self.example_texts[index] if index < len(self.example_texts) else ""
             shown = f"<br><tt>{_mark_letter(text, pos)}</tt>" if text else ""
-            return (f"<b>sequence {index}, position {pos}</b>{shown}<br>group: {label_text}"
-                    f"<br>predicted next: {pred_text}")
+            # No group where the groups are the sequences themselves, no prediction
+            # where the model makes none (a sentence encoder).
+            group = "" if self.per_example else f"<br>group: {label_text}"
+            guess = f"<br>predicted next: {pred_text}" if pred >= 0 else ""
+            return f"<b>sequence {index}, position {pos}</b>{shown}{group}{guess}"
         wrong = " <span style='color:#ff6b63'>(wrong)</span>" if self.misclassified[row] \
             else ""
         return (f"<b>example {index}</b><br>label: {label_text}<br>predicted: "

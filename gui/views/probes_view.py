@@ -6,6 +6,7 @@ trained on shuffled labels (the honesty check) and chance."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Optional, Sequence
 
 import numpy as np
@@ -26,11 +27,17 @@ EXPLANATION = (
     "<span style='color:#f0a030'>Control</span>: the same probe trained on shuffled "
     "labels — a wide layer can memorise anything, so a probe means something only where "
     "it beats the control and the dashed chance line by "
-    "far. <span style='color:#777'>Train</span> accuracy is the faint line.")
+    "far. <span style='color:#777'>Train</span> accuracy is the faint line. Chance: "
+    "always answering the class most common in training (ten digits: about 10 %, less "
+    "where the held-out rows hold fewer of it).")
 HELD_OUT, CONTROL, TRAIN, CHANCE = "#4c9be8", "#f0a030", "#777777", "#bbbbbb"
 #: Longest layer name drawn whole under the chart (the hover read-out has all of it).
 NAME_CHARS = 20
 SIDE_WIDTH = 270
+PLACEHOLDER = ("No probes yet: press “Train probes”. Each layer gets a point per question: "
+               "how well its activations tell the answer.")
+RUN_TIP = ("Fit a logistic-regression probe on every layer (fixed seed, held-out split "
+           "of the evaluation data)")
 
 
 def short_name(name: str, chars: int = NAME_CHARS) -> str:
@@ -51,12 +58,25 @@ def short_name(name: str, chars: int = NAME_CHARS) -> str:
     return name[:half] + "…" + name[len(name) - (chars - 1 - half):]
 
 
+def abbreviate(name: str) -> str:
+    """``block0.attn.pattern`` -> ``b0.attn.pattern``: in a dotted name, every part but
+    the last that is a word and a number keeps its first letter and the number."""
+    parts = name.split(".")
+    if len(parts) < 2:
+        return name
+    short = [re.sub(r"^([A-Za-z])[A-Za-z_]*?(\d+)$", r"\1\2", part) for part in parts[:-1]]
+    return ".".join([*short, parts[-1]])
+
+
 class NameAxis(pg.AxisItem):
     """A bottom axis of layer names at cell centres (name i spans i…i+1): level where
-    every name fits its cell, slanted where they do not, and thinned to every k-th where
-    even slanted ones would touch."""
+    every name fits its cell, else slanted, else slanted with long dotted names
+    shortened (``b0.attn.pattern``: hover names the layer in full), and thinned to
+    every k-th only where even those would touch or take too much of the chart."""
 
     ANGLE = 35.0
+    #: The most of the chart's height slanted names may take.
+    SLANT_SHARE = 0.42
 
     def __init__(self, point_size: int = 8) -> None:
         super().__init__("bottom")
@@ -64,34 +84,62 @@ class NameAxis(pg.AxisItem):
         font.setPointSize(point_size)
         self.setTickFont(font)
         self.setStyle(tickLength=-3)
+        self.full: list[str] = []
         self.names: list[str] = []
         self.slanted = False
+        self.shortened = False
 
     def _metrics(self) -> QFontMetrics:
         return QFontMetrics(self.style["tickFont"])
 
     def set_names(self, names: Sequence[str]) -> None:
-        self.names = [short_name(str(n)) for n in names]
-        self.setTicks([[(i + 0.5, n) for i, n in enumerate(self.names)]])
+        self.full = [str(n) for n in names]
+        self._use(False)
         self._fit()
+
+    def _use(self, shortened: bool) -> None:
+        names = [short_name(abbreviate(n) if shortened else n) for n in self.full]
+        if names != self.names:
+            self.names = names
+            self.setTicks([[(i + 0.5, n) for i, n in enumerate(self.names)]])
+            self.update()
+        self.shortened = shortened and names != [short_name(n) for n in self.full]
 
     def _per_cell(self) -> float:
         lo, hi = self.range
         return self.width() / max(abs(hi - lo), 1e-9)
 
-    def _fit(self) -> None:
-        """Level or slanted, and the height that takes."""
+    def _slanted_height(self, names: Sequence[str]) -> int:
         metrics = self._metrics()
-        widest = max((metrics.horizontalAdvance(n) for n in self.names), default=0)
+        widest = max((metrics.horizontalAdvance(n) for n in names), default=0)
         a = math.radians(self.ANGLE)
-        slanted_height = int(widest * math.sin(a) + metrics.height() * math.cos(a)) + 8
-        # Slanted where names do not fit level, unless that would take more than a third
-        # of a short chart: then level, every k-th name (hover names them all).
+        return int(widest * math.sin(a) + metrics.height() * math.cos(a)) + 8
+
+    def _fit(self) -> None:
+        """Level, slanted or slanted and shortened — the first that shows every name —
+        and the height that takes."""
+        metrics = self._metrics()
         plot = self.parentItem()
-        room = plot.height() if plot is not None else 0
-        slanted = widest + 8 > self._per_cell() and slanted_height <= room / 3
-        height = slanted_height if slanted else metrics.height() + 6
+        room = (plot.height() if plot is not None else 0) * self.SLANT_SHARE
+        per_cell = self._per_cell()
+        spacing = metrics.height() / math.sin(math.radians(self.ANGLE)) + 1
+        choice = None
+        for shortened in (False, True):
+            names = [short_name(abbreviate(n) if shortened else n) for n in self.full]
+            widest = max((metrics.horizontalAdvance(n) for n in names), default=0)
+            if widest + 8 <= per_cell:
+                choice = (shortened, False)
+            elif self._slanted_height(names) <= room and spacing <= per_cell:
+                choice = (shortened, True)
+            if choice is not None:
+                break
+        if choice is None:  # thinned: shortened, slanted if that height fits
+            names = [short_name(abbreviate(n)) for n in self.full]
+            choice = (True, self._slanted_height(names) <= room)
+        shortened, slanted = choice
+        self._use(shortened)
         self.slanted = slanted
+        height = self._slanted_height(self.names) if slanted else metrics.height() + 6
         if self.fixedHeight != height:
             self.setHeight(height)
 
@@ -176,7 +224,8 @@ class ProbeChart(QWidget):
         self.chance = pg.InfiniteLine(report.chance, angle=0,
                                       pen=pg.mkPen(CHANCE, width=1,
                                                    style=Qt.PenStyle.DashLine),
-                                      label=f"chance {100 * report.chance:.0f} %",
+                                      label=f"chance {100 * report.chance:.0f} % "
+                                            "(always the most common class)",
                                       labelOpts={"position": 0.02, "color": CHANCE,
                                                  "anchors": [(0, 1), (0, 1)]})
         self.plot.addItem(self.chance)
@@ -196,16 +245,27 @@ class ProbeChart(QWidget):
         self.axis._fit()  # slanted names or level ones depend on the chart's height
 
     def _title(self) -> str:
+        """What matters first (the question, the best layer), the counts last: a narrow
+        chart elides the end (the whole title is the tooltip then)."""
         r = self.report
         best = int(np.argmax(r.held_out)) if len(r.held_out) else 0
-        where = f" · best: {r.sites[best]} {100 * r.held_out[best]:.0f} %" if r.sites else ""
-        return (f"Probe accuracy for “{r.task}” ({len(r.classes) or '?'} answers; "
-                f"{r.n_train} train, {r.n_test} held-out rows){where}")
+        where = f": best {r.sites[best]} {100 * r.held_out[best]:.0f} %" if r.sites else ""
+        return (f"Probes for “{r.task}”{where} · {len(r.classes) or '?'} answers · "
+                f"{r.n_train} train, {r.n_test} held-out rows")
 
     def layer_at(self, scene_pos) -> Optional[int]:
-        box = self.plot.getPlotItem().getViewBox()
-        if not box.sceneBoundingRect().contains(scene_pos):
+        """The layer under ``scene_pos``: over the chart or over its name."""
+        item = self.plot.getPlotItem()
+        box = item.getViewBox()
+        over = box.sceneBoundingRect().united(self.axis.sceneBoundingRect())
+        if not over.contains(scene_pos):
             return None
+        axis = self.axis.sceneBoundingRect()
+        if self.axis.slanted and axis.contains(scene_pos):
+            # A slanted name runs down-left from its tick: follow it back up.
+            depth = scene_pos.y() - axis.top()
+            scene_pos = QPointF(scene_pos.x() + depth / math.tan(math.radians(
+                self.axis.ANGLE)), axis.top())
         i = int(np.floor(box.mapSceneToView(scene_pos).x()))
         return i if 0 <= i < len(self.report.sites) else None
 
@@ -240,8 +300,7 @@ class ProbesView(QWidget):
         self.explanation.setTextFormat(Qt.TextFormat.RichText)
         self.explanation.setStyleSheet("font-size: 11px;")
         self.run_button = QPushButton("Train probes")
-        self.run_button.setToolTip("Fit a logistic-regression probe on every layer "
-                                   "(fixed seed, held-out split of the evaluation data)")
+        self.run_button.setToolTip(RUN_TIP)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.export_button = QPushButton("Export…")
@@ -259,9 +318,7 @@ class ProbesView(QWidget):
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.export_button)
-        self.placeholder = QLabel("No probes yet: press “Train probes”. Each layer gets "
-                                  "a point per question: how well its activations tell "
-                                  "the answer.")
+        self.placeholder = QLabel(PLACEHOLDER)
         self.placeholder.setWordWrap(True)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setStyleSheet("color: #666;")
@@ -321,15 +378,30 @@ class ProbesView(QWidget):
         self.status.setToolTip("")
 
     def show_cancelled(self) -> None:
-        self._idle("Cancelled: no probes trained. Press “Train probes” to start again.")
+        if self.reports:  # a re-run was cancelled: the charts are the previous run's
+            self._idle("Cancelled — showing the previous probes. Press “Train probes” "
+                       "to train them again.")
+        else:
+            self._idle("Cancelled: no probes trained. Press “Train probes” to start "
+                       "again.")
 
     def show_failed(self, text: str) -> None:
         self._clear_charts()
         self._idle(text)
 
+    def show_refused(self, text: str) -> None:
+        """The model cannot have probes (``text`` says why): the button stays off until
+        another model opens, so pressing it cannot seem to do nothing."""
+        self.show_failed(text)
+        self.placeholder.setText(f"No probes for this model. {text}")
+        self.run_button.setEnabled(False)
+        self.run_button.setToolTip(f"No probes for this model. {text}")
+
     def clear(self, text: str = "") -> None:
         self._clear_charts()
         self._idle(text or "Press “Train probes”: a probe is trained on every layer.")
+        self.run_button.setToolTip(RUN_TIP)
+        self.placeholder.setText(PLACEHOLDER)
 
     def _clear_charts(self) -> None:
         self.reports = ()

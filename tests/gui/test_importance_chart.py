@@ -6,6 +6,7 @@ import csv
 
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QColor, QImage
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -42,8 +43,10 @@ def _expected(compute, site, mode="zero"):
 
 def test_conv1_charts_one_bar_per_channel_with_the_points_lost(qtbot, make_window, compute):
     window = make_window(layer="conv1")
-    _measure(qtbot, window, window.ablation_panel.importance.click)
     chart = window.analysis.importance
+    left = chart.plot.getPlotItem().getAxis("left")
+    assert left.labelText == "points lost"   # before a run as after it: one wording
+    _measure(qtbot, window, window.ablation_panel.importance.click)
     assert window.analysis.importance_dock.isVisible()
     sweep, drops = _expected(compute, "conv1")
     heights = np.asarray(chart.bars.opts["height"], float)
@@ -122,6 +125,14 @@ def test_fc1_in_mean_mode_and_the_csv(qtbot, make_window, compute, tmp_path):
     assert "(mean)" in chart.caption.text() and "neuron" in chart.caption.text()
     png, table = chart.export(str(tmp_path / "fc1.png"))
     assert png.stat().st_size > 0
+    # The picture is the caption over the chart: no button, toggle or "Export…".
+    image = QImage(str(png))
+    ratio = chart.plot.grab().devicePixelRatio()
+    assert image.width() == round(chart.plot.width() * ratio)
+    assert chart.plot.height() * ratio < image.height() < \
+        chart.plot.height() * ratio + 80 * ratio
+    top = [QColor(image.pixel(x, 2)) for x in range(0, image.width(), 7)]
+    assert max(c.lightness() for c in top) < 40   # the dark caption strip, not a button
     with open(table, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 64
@@ -130,31 +141,92 @@ def test_fc1_in_mean_mode_and_the_csv(qtbot, make_window, compute, tmp_path):
     assert {r["mode"] for r in rows} == {"mean"}
 
 
-def test_heads_are_charted_in_the_attention_view_and_a_click_switches_one_off(
+def test_heads_are_charted_in_the_dock_and_the_attention_view_and_a_click_switches_one_off(
         qtbot, twindow, compute):
-    """On an attention layer "Measure importance" charts every head of every layer in
-    the attention view, beside the patterns (the dock stays for channels and neurons)."""
-    with qtbot.waitSignal(twindow.workbench.importance_ready, timeout=WAIT):
+    """On an attention layer "Measure importance" (the button under the unit list, or
+    Analyse ›) charts every head of every layer in the Importance dock, where the user
+    asked, raised over the other tabs — and in the attention view's chart too."""
+    analysis = twindow.analysis
+    analysis.show_dock(analysis.probes_dock)   # another tab in front
+    for _ in range(3):
+        QApplication.processEvents()
+    assert not analysis.importance.isVisible()
+    with qtbot.waitSignal(analysis.importance_shown, timeout=WAIT) as shown:
         twindow.ablation_panel.importance.click()
     qtbot.waitUntil(lambda: not twindow.worker.busy, timeout=WAIT)
     QApplication.processEvents()
-    assert not twindow.analysis.importance_dock.isVisible()
-    chart = twindow.attention_view.chart
-    assert chart.axis.tokens == [f"L{layer}H{h}" for layer in range(2) for h in range(4)]
+    assert [s.site for s in shown.args[0]] == ["block0.attn.heads", "block1.attn.heads"]
+    assert analysis.importance_dock.isVisible() and analysis.importance.isVisible()
     sweeps = [compute.unit_importance(site) for site in ("block0.attn", "block1.attn")]
     assert [s.site for s in sweeps] == ["block0.attn.heads", "block1.attn.heads"]
     drops = np.concatenate([100 * (s.baseline_score - s.score) for s in sweeps])
-    np.testing.assert_allclose(chart.bars.opts["height"], drops, atol=1e-9)
+    labels = [f"L{layer}H{h}" for layer in range(2) for h in range(4)]
+    dock = analysis.importance
+    for chart in (dock, twindow.attention_view.chart):
+        assert chart.axis.tokens == labels
+        np.testing.assert_allclose(chart.bars.opts["height"], drops, atol=1e-9)
+    assert "Press the button" not in dock.caption_text
+    assert "L0 = block0.attn" in dock.caption_text and "8 heads" in dock.caption_text
+    assert dock.plot.getPlotItem().getAxis("left").labelText == "points lost"
+    assert dock.button.isEnabled() and dock.export_button.isEnabled()
     with qtbot.waitSignal(twindow.accuracy_panel.updated, timeout=WAIT):
-        qtbot.mouseClick(chart.plot.viewport(), Qt.MouseButton.LeftButton,
-                         pos=_where(chart, 4))
+        qtbot.mouseClick(dock.plot.viewport(), Qt.MouseButton.LeftButton,
+                         pos=_where(dock, 4))
     qtbot.waitUntil(lambda: not twindow.worker.busy, timeout=WAIT)
     assert [(a.site, a.units) for a in twindow.workbench.ablations] == \
         [("block1.attn.heads", (0,))]
     assert twindow.accuracy_panel.result.score == sweeps[1].score[0]
-    with qtbot.waitSignal(twindow.analysis.unit_page_requested, timeout=5_000) as asked:
-        double_click(chart.plot.viewport(), _where(chart, 2))
+    # Both charts frame the head that is off now.
+    for chart in (dock, twindow.attention_view.chart):
+        assert chart.bars.opts["pens"][4].color().name() == "#ff3b30"
+    with qtbot.waitSignal(analysis.unit_page_requested, timeout=5_000) as asked:
+        double_click(dock.plot.viewport(), _where(dock, 2))
     assert asked.args == ["block0.attn.heads", 2]
+    # The attention view's own button still charts its heads (and the dock's too).
+    chart = twindow.attention_view.chart
+    with qtbot.waitSignal(twindow.workbench.importance_ready, timeout=WAIT):
+        twindow.attention_view.importance_button.click()
+    qtbot.waitUntil(lambda: not twindow.worker.busy, timeout=WAIT)
+    with qtbot.waitSignal(twindow.accuracy_panel.updated, timeout=WAIT):
+        qtbot.mouseClick(chart.plot.viewport(), Qt.MouseButton.LeftButton,
+                         pos=_where(chart, 4))
+    qtbot.waitUntil(lambda: not twindow.worker.busy, timeout=WAIT)
+    assert twindow.workbench.ablations == ()
+
+
+def test_another_model_clears_every_analyse_chart(qtbot, twindow):
+    """Head bars, a map and probes of the induction transformer are not left over the
+    next model's (empty) charts: no bars, no labels, no "PC1 (…)", captions as before
+    a run, the attention view's head chart and its table column emptied too."""
+    analysis, view = twindow.analysis, twindow.attention_view
+    empty_caption = analysis.importance.caption_text
+    _measure(qtbot, twindow)
+    twindow.model_tree.select("block1")
+    with qtbot.waitSignal(analysis.map_shown, timeout=WAIT):
+        analysis.map_action.trigger()
+    qtbot.waitUntil(lambda: not twindow.worker.busy, timeout=WAIT)
+    from tests.gui.test_probes_view import _report
+    analysis.probes.show_reports((_report(),), "Induction transformer")
+    assert view.chart.entries and analysis.importance.entries and view.importance
+    with qtbot.waitSignal(twindow.accuracy_panel.updated, timeout=WAIT):
+        twindow.workbench.open_model("digits_cnn")
+    qtbot.waitUntil(lambda: not twindow.worker.busy, timeout=WAIT)
+    for chart in (analysis.importance, view.chart):
+        assert chart.entries == [] and chart.axis.tokens == []
+        assert len(chart.bars.opts["height"]) == 0
+        assert not chart.export_button.isEnabled()
+    assert analysis.importance.caption_text == empty_caption
+    assert analysis.importance.plot.getPlotItem().getAxis("left").labelText == "points lost"
+    assert view.chart.caption_text.startswith("Press the button")
+    assert view.importance == {}
+    layer_map = analysis.layer_map
+    assert layer_map.map is None and len(layer_map.scatter.data) == 0
+    for side in ("left", "bottom"):
+        axis = layer_map.plot.getPlotItem().getAxis(side)
+        assert axis.labelText == "" and not axis.label.isVisible()
+    assert layer_map.legend_entries == []
+    assert layer_map.plot.getViewBox().viewRange() == [[0, 1], [0, 1]]   # not its range
+    assert not analysis.probes.charts and analysis.probes.reports == ()
 
 
 def test_at_1024x640_the_docks_keep_the_window_size_and_the_map_goes_left(

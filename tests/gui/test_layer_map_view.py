@@ -91,9 +91,56 @@ def test_more_labels_than_colours_share_one_for_the_rest():
     assert set(colours) == set(range(len(PALETTE) - 1))   # the most common ones
 
 
+def test_groups_that_are_the_sentences_colour_by_position(qtbot):
+    """A sentence encoder's groups are the sentences themselves: a dozen colours for
+    some of 40 sentences and "other" for the rest said nothing. Points are coloured by
+    their position in the sentence instead, the legend says so, and the hover names no
+    group and no prediction the model does not make."""
+    view = LayerMapView()
+    qtbot.addWidget(view)
+    view.resize(900, 320)
+    view.show()
+    rng = np.random.default_rng(0)
+    sentences, length = 40, 9
+    positions = np.array([(s, p) for s in range(sentences) for p in range(length)])
+    m = LayerMap("encoder.layer.0.attention.self", "PCA",
+                 rng.normal(size=(len(positions), 2)).astype(np.float32), positions[:, 0],
+                 positions[:, 0], np.full(len(positions), -1),
+                 np.array([0.09, 0.08]), tuple(str(i) for i in range(sentences)), positions)
+    view.set_examples(None, (), tuple(f"sentence number {i}" for i in range(sentences)))
+    view.show_map(m)
+    assert view.scheme == "position"
+    assert "coloured by position in the sequence" in view.title.text()
+    assert "intact model" in view.title.text()
+    colours = _colours(view)
+    first = {colours[r] for r in np.flatnonzero(positions[:, 1] == 0)}
+    last = {colours[r] for r in np.flatnonzero(positions[:, 1] == length - 1)}
+    assert len(first) == 1 and len(last) == 1 and first != last
+    legend = [name for _, name in view.legend_entries]
+    assert legend == ["position 0 (first)", "position 4", "position 8 (last)"]
+    assert "position in the sequence" in view.legend_title.text()
+    assert "other" not in legend and "none" not in legend
+    view.show_hovered(13)
+    text = view.preview_text.text()
+    assert "sequence 1, position 4" in text
+    assert "predicted" not in text and "group:" not in text
+    # More groups than colours (not the sentences): by position too.
+    m2 = LayerMap("x", "PCA", m.coords, m.indices, (3 * positions[:, 0] + positions[:, 1]) % 20,
+                  m.predicted, m.explained, tuple(str(i) for i in range(20)), positions)
+    view.show_map(m2)
+    assert view.scheme == "position" and "too many groups" in view.legend_title.text()
+    # A dozen groups or fewer keep a colour each.
+    view.show_map(_map(names=("→2", "→3", "→4"), positions=positions[:40]))
+    assert view.scheme == "label" and "coloured by group" in view.title.text()
+
+
 def test_clicking_a_point_loads_that_example(qtbot, make_window):
     window = make_window(layer="relu3")
     analysis = window.analysis
+    # Switched-off units do not change the map: it is the intact model's, and says so.
+    with qtbot.waitSignal(window.accuracy_panel.updated, timeout=WAIT):
+        window.workbench.toggle_unit("fc1", 3)
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=WAIT)
     with qtbot.waitSignal(analysis.map_shown, timeout=WAIT) as shown:
         analysis.map_action.trigger()
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=WAIT)
@@ -101,6 +148,7 @@ def test_clicking_a_point_loads_that_example(qtbot, make_window):
     view = analysis.layer_map
     assert m.site == "relu3" and len(view.scatter.data) == len(m.coords) == 359
     assert analysis.map_dock.isVisible()
+    assert view.title.text().startswith("Map of relu3 (PCA, intact model): 359 examples")
     expected = [QColor(PALETTE[v]).name() for v in m.labels]
     assert _colours(view) == expected
     for _ in range(5):
