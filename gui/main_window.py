@@ -215,17 +215,29 @@ class MainWindow(QMainWindow):
             self.analysis.unit_page_requested.connect(self.unit_pages.open)
 
     @Slot(object)
-    def _on_unit_page_shown(self, _page) -> None:
+    def _on_unit_page_shown(self, page) -> None:
         dock = self.unit_page_dock
         if not dock.isVisible():
             self._side_width = self.side_dock.width()
             dock.show()
-            # A third of the window, taken from the layer view: the accuracy panel
-            # keeps its width.
-            width = max(300, min(520, self.width() // 3))
+            # At most 30 % of the window (and 440 px), taken from the layer view: the
+            # accuracy panel keeps its width, the layer view's tiles stay readable.
+            width = max(260, min(440, int(0.3 * self.width())))
             self.resizeDocks([dock, self.side_dock], [width, self._side_width],
                              Qt.Orientation.Horizontal)
         dock.raise_()
+        self._follow_unit_page(page)
+
+    def _follow_unit_page(self, page) -> None:
+        """The layer view marks the page's unit, as a click on it does: the channel grid
+        enlarges its tile, the attention view its head (opened, Back, Next)."""
+        grid, heads = self.channel_grid, self.attention_view
+        if grid.site == page.site and 0 <= page.unit < len(grid.tiles):
+            if grid.selected != page.unit:   # a click on the tile enlarged it already
+                grid.select_unit(page.unit)
+        elif heads.heads_site == page.site and 0 <= page.unit < len(heads.tiles) \
+                and heads.selected != page.unit:
+            heads.select_head(page.unit)
 
     @Slot(bool)
     def _on_unit_page_visibility(self, visible: bool) -> None:

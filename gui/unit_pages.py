@@ -21,6 +21,17 @@ PAGE_KEY = "unit page"
 LOOK_KEY = "feature vis"
 
 
+def unit_label(info, site: str, unit: int, n_units: int) -> str:
+    """What a unit of the output layer stands for ("class 3", "token 'a'"): the last
+    layer's units are the model's classes (or its vocabulary) where there are as many;
+    "" for every other unit."""
+    names = info.class_names
+    last = bool(info.layers) and info.layers[-1].name == site
+    if not last or n_units != len(names) or not 0 <= unit < len(names):
+        return ""
+    return f"class {names[unit]}" if info.kind is ModelKind.IMAGE else f"token '{names[unit]}'"
+
+
 class UnitPages(QObject):
     """The controller of the unit page. ``shown(page)`` when a page is drawn (the
     window shows its panel), ``closed()`` when it should go away."""
@@ -105,7 +116,8 @@ class UnitPages(QObject):
             return  # a page of the model that was open before
         self.page = page
         self.view.show_page(page, info.class_names, info.dataset_size,
-                            self.is_switched_off(), info.kind is ModelKind.IMAGE)
+                            self.is_switched_off(), info.kind is ModelKind.IMAGE,
+                            unit_label(info, page.site, page.unit, page.n_units))
         self.shown.emit(page)
 
     def _current(self, page) -> bool:

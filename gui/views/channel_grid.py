@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QEvent, Qt, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel,
                                QSplitter, QVBoxLayout, QWidget)
@@ -25,6 +25,8 @@ DEAD_PEN = pg.mkPen("#8a8a8a", width=1, style=Qt.PenStyle.DashLine)
 #: Grey hatching over a unit that never fires: it looks switched off already.
 DEAD_BRUSH = QBrush(QColor(170, 170, 170, 170), Qt.BrushStyle.BDiagPattern)
 DEAD_COLOUR = "#9a9a9a"
+#: The grid's colour bar and its axis, in pixels of the grid's width.
+BAR_ROOM = 70
 HINT = ("Click a tile to enlarge it · Ctrl+click (or Shift+click) to switch a channel off · "
         "double-click: what does it do?")
 
@@ -74,6 +76,7 @@ class ChannelGridView(QWidget):
         self._titles: list[pg.TextItem] = []
         self._frames: list[QGraphicsRectItem] = []
         self._hatches: list[QGraphicsRectItem] = []
+        self._cols = 0
         self._build()
 
     def _build(self) -> None:
@@ -97,6 +100,9 @@ class ChannelGridView(QWidget):
         self.note.setToolTip(DEAD_WHY)
         self.note.hide()
         self.grid = pg.GraphicsLayoutWidget()
+        # Re-flowed when its shape changes (a unit page opening beside it): columns
+        # fitted to the old shape left 20-px tiles in a tall narrow grid.
+        self.grid.installEventFilter(self)
         # The enlarged tile's title is a label above it, not the plot's own title: that
         # one keeps a narrow plot as wide as its text and pushes the tile out of view.
         self.detail_title = ElidedLabel("")
@@ -124,6 +130,36 @@ class ChannelGridView(QWidget):
         self.page_requests = UnitPageRequests(
             self.grid.scene(), self._unit_at,
             lambda unit: self.unit_page_requested.emit(self.site, unit), self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt override)
+        if watched is self.grid and event.type() == QEvent.Type.Resize:
+            n = len(self.tiles)
+            if n and self._columns(n) != self._cols:
+                self._reflow(self._columns(n))
+        return super().eventFilter(watched, event)
+
+    def _reflow(self, cols: int) -> None:
+        """Move the tiles (and the colour bar) into ``cols`` columns, keeping them."""
+        ci = self.grid.ci
+        for item in (*self._boxes, self.bar):
+            ci.layout.removeAt(ci.itemIndex(item))
+        ci.rows, ci.items = {}, {}
+        n = len(self._boxes)
+        places = [(box, unit // cols, unit % cols, 1) for unit, box in enumerate(self._boxes)]
+        places.append((self.bar, 0, cols, max(math.ceil(n / cols), 1)))
+        for item, row, col, rowspan in places:
+            ci.layout.addItem(item, row, col, rowspan, 1)
+            ci.rows.setdefault(row, {})[col] = item
+            ci.items[item] = [(row, col)]
+        self._cols = cols
+
+    def _columns(self, n: int) -> int:
+        """The column count that gives the biggest square tiles in the grid's current
+        shape (the colour bar takes about ``BAR_ROOM`` px of its width)."""
+        width = max(self.grid.width() - BAR_ROOM, 1)
+        height = max(self.grid.height(), 1)
+        return max(range(1, max(n, 1) + 1),
+                   key=lambda c: (min(width / c, height / math.ceil(n / c)), -c))
 
     def _unit_at(self, scene_pos) -> Optional[int]:
         """The channel whose tile is at ``scene_pos``, or ``None``."""
@@ -171,9 +207,7 @@ class ChannelGridView(QWidget):
         self.site = site
         self.tiles, self._boxes, self._titles, self._frames = [], [], [], []
         self._hatches = []
-        # Near-square cells for the grid's current shape, so tiles are not letterboxed.
-        aspect = max(self.grid.width(), 1) / max(self.grid.height(), 1)
-        cols = max(1, min(n, math.ceil(math.sqrt(n * aspect))))
+        cols = self._cols = self._columns(n)
         font = QFont()
         font.setPointSize(8)  # small labels leave most of a small tile visible
         for unit in range(n):

@@ -14,10 +14,11 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from core.unit_values import ExampleStrip
-from gui.views.unit_colours import ColourScale, columns, grey, overlay, value_colour
+from gui.views.unit_colours import ColourScale, columns, grey, overlay, sig, value_colour
 
 WRONG = QColor("#d0312d")
-CELL_MIN = 70            # narrowest example cell, in pixels
+#: Narrowest example cell, in pixels: "label 2 · says 2" and "-0.0744 … #1234" fit.
+CELL_MIN = 86
 CELL_MAX = 120
 GAP = 6
 
@@ -189,26 +190,49 @@ class ImageStrip(_Strip):
                 p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
             label, pred, wrong = self._caption(i)
             top = box.bottom() + 2
-            text_rect = QRect(rect.left(), top, rect.width(), line)
-            self._draw_pair(p, text_rect, f"label {label} · ", f"says {pred}", wrong)
-            p.setPen(self.palette().text().color())
-            p.drawText(QRect(rect.left(), top + line, rect.width(), line),
-                       Qt.AlignmentFlag.AlignLeft,
-                       f"{self.strip.values[i]:.3g}  #{int(self.strip.indices[i])}")
+            self._draw_pair(p, QRect(rect.left(), top, rect.width(), line), label, pred,
+                            wrong)
+            self._draw_value(p, QRect(rect.left(), top + line, rect.width(), line),
+                             sig(self.strip.values[i]), f"#{int(self.strip.indices[i])}")
         p.end()
 
-    def _draw_pair(self, p: QPainter, rect: QRect, first: str, second: str,
+    def _draw_pair(self, p: QPainter, rect: QRect, label: str, pred: str,
                    wrong: bool) -> None:
-        """Two pieces of text in one line; the second red if the model was wrong. The
-        pair is shortened to "2 → 5" where the cell is narrow."""
+        """"label 2 · says 5" in one line, the answer red if the model was wrong. Always
+        these words (a narrow cell does not switch to another form): long class names
+        are shortened, each to its share of the line."""
         metrics = QFontMetrics(self.font_small)
-        if metrics.horizontalAdvance(first + second) > rect.width():
-            first, second = first.split(" ")[1] + " → ", second.split(" ")[1]
+        first, second = "label ", " · says "
+        room = rect.width() - metrics.horizontalAdvance(first + second)
+        if metrics.horizontalAdvance(label + pred) > room:
+            pred = metrics.elidedText(pred, Qt.TextElideMode.ElideRight,
+                                      min(metrics.horizontalAdvance(pred), room // 2))
+            label = metrics.elidedText(label, Qt.TextElideMode.ElideRight,
+                                       room - metrics.horizontalAdvance(pred))
+        text = self.palette().text().color()
+        p.setPen(text)
+        head = first + label + second
+        p.drawText(rect, Qt.AlignmentFlag.AlignLeft, head)
+        p.setPen(WRONG if wrong else text)
+        p.drawText(rect.adjusted(metrics.horizontalAdvance(head), 0, 0, 0),
+                   Qt.AlignmentFlag.AlignLeft, pred)
+
+    def _draw_value(self, p: QPainter, rect: QRect, value: str, index: str) -> None:
+        """The value on the left, "#example" on the right of the same line: the index
+        is never cut off (the value keeps what room is left)."""
+        metrics = QFontMetrics(self.font_small)
         p.setPen(self.palette().text().color())
-        p.drawText(rect, Qt.AlignmentFlag.AlignLeft, first)
-        shift = metrics.horizontalAdvance(first)
-        p.setPen(WRONG if wrong else self.palette().text().color())
-        p.drawText(rect.adjusted(shift, 0, 0, 0), Qt.AlignmentFlag.AlignLeft, second)
+        p.drawText(rect, Qt.AlignmentFlag.AlignRight, index)
+        room = rect.width() - metrics.horizontalAdvance(index) - 4
+        p.drawText(QRect(rect.left(), rect.top(), max(room, 0), rect.height()),
+                   Qt.AlignmentFlag.AlignLeft,
+                   metrics.elidedText(value, Qt.TextElideMode.ElideRight, max(room, 0)))
+
+    def captions(self, i: int) -> tuple[str, str]:
+        """The two lines under example ``i`` as drawn at full width (for tests)."""
+        label, pred, _ = self._caption(i)
+        return (f"label {label} · says {pred}",
+                f"{sig(self.strip.values[i])} #{int(self.strip.indices[i])}")
 
     def _paint_extra(self, p: QPainter, rect: QRect, line: int) -> None:
         box = QRect(rect.left(), rect.top(), rect.width(), rect.width())
@@ -230,7 +254,7 @@ class ImageStrip(_Strip):
             where = f" at y={y}, x={x}"
         verdict = " (wrong)" if wrong else ""
         return (f"Example {int(s.indices[i])}: label {label}, the model says {pred}{verdict}"
-                f" · value {s.values[i]:.4g}{where}. Click to load it as the input.")
+                f" · value {sig(s.values[i], 4)}{where}. Click to load it as the input.")
 
 
 class TokenStrip(_Strip):
@@ -280,7 +304,7 @@ class TokenStrip(_Strip):
             label, pred, wrong = self._caption(i)
             peak = int(s.positions[i])
             at = s.tokens[i][peak] if peak < len(s.tokens[i]) else "?"
-            head = f"{s.values[i]:.3g} at '{at}' (#{int(s.indices[i])})"
+            head = f"{sig(s.values[i])} at '{at}' (#{int(s.indices[i])})"
             guessed = int(s.predicted[i]) >= 0   # a sentence encoder guesses nothing
             if int(s.labels[i]) >= 0:
                 head += f" · next {label}, "
@@ -312,6 +336,6 @@ class TokenStrip(_Strip):
         verdict = " (wrong)" if wrong else ""
         target = f"the next token is {label}" if int(s.labels[i]) >= 0 else \
             "nothing is scored there"
-        return (f"Example {int(s.indices[i])}: value {s.values[i]:.4g} at position {peak}; "
+        return (f"Example {int(s.indices[i])}: value {sig(s.values[i], 4)} at position {peak}; "
                 f"{target}, the model says {pred}{verdict}. "
                 "Click to load it as the input.")

@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QSizePolicy, QWidget
 
 from core.unit_values import UnitEffect, UnitWeights
 from gui.views.unit_colours import columns
@@ -20,14 +20,38 @@ CHART_HEIGHT = 150
 BLUE, ORANGE, RED, GREY = "#4c9be8", "#e8894c", "#e0443e", "#8a8a8a"
 
 
-class HistogramChart(pg.PlotWidget):
+class _PageChart(pg.PlotWidget):
+    """A chart on the scrolling page: it cannot be panned, zoomed or focused, and the
+    mouse wheel over it scrolls the page (the scroll area gets the event)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.setMenuEnabled(False)
+        self.setMouseEnabled(False, False)
+        self.hideButtons()
+        # Focusable, a chart took the focus from a disabled button and the scroll area
+        # jumped to show it.
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        """Handed to the page's scroll area, which scrolls (the chart does not zoom)."""
+        area = self.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is None:
+            event.ignore()
+            return
+        bar = (area.horizontalScrollBar()
+               if abs(event.angleDelta().x()) > abs(event.angleDelta().y())
+               else area.verticalScrollBar())
+        QApplication.sendEvent(bar, event)
+
+
+class HistogramChart(_PageChart):
     """How often the unit reaches each value over the evaluation set."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.setMenuEnabled(False)
-        self.setMouseEnabled(False, False)
-        self.hideButtons()
         self.showGrid(y=True, alpha=0.25)
         self.setLabel("left", "examples")
         self.getAxis("left").enableAutoSIPrefix(False)
@@ -54,15 +78,12 @@ class HistogramChart(pg.PlotWidget):
         self.setYRange(0, max(float(counts.max(initial=0)), 1.0), padding=0.05)
 
 
-class GroupChart(pg.PlotWidget):
+class GroupChart(_PageChart):
     """One bar per class or group, labelled under the bar (thinned where they crowd)."""
 
     def __init__(self, left: str) -> None:
         self.axis = TokenAxis("bottom", 7)
         super().__init__(axisItems={"bottom": self.axis})
-        self.setMenuEnabled(False)
-        self.setMouseEnabled(False, False)
-        self.hideButtons()
         self.showGrid(y=True, alpha=0.25)
         self.setLabel("left", left)
         self.getAxis("left").enableAutoSIPrefix(False)

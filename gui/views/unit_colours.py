@@ -1,9 +1,10 @@
 """Colour for unit pages: how a unit's value becomes a see-through colour over an input
-(or a token's background), shared by a page's strips, and how many columns a grid of
-cells takes."""
+(or a token's background), shared by a page's strips, how many columns a grid of
+cells takes, and how the page writes a value."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,26 @@ from core.unit_values import ExampleStrip
 WARM = (255, 120, 30)
 COOL = (60, 150, 255)
 MAX_ALPHA = 0.62
+#: Significant digits of every value the page writes (7.00, 7.69, -0.0744, 12.3).
+DIGITS = 3
+
+
+def sig(value: float, digits: int = DIGITS) -> str:
+    """``value`` with ``digits`` significant digits, trailing zeros kept so a column of
+    values reads alike: 7 -> "7.00", 7.693 -> "7.69", -0.07441 -> "-0.0744", 123.4 ->
+    "123", 1234.4 -> "1234"; tiny values in exponent form (1.23e-05)."""
+    v = float(value)
+    if not math.isfinite(v):
+        return str(v)
+    if v == 0:
+        return f"{0:.{digits - 1}f}"
+    rounded = float(f"{v:.{digits - 1}e}")        # 9.996 -> 10.0: count from there
+    magnitude = math.floor(math.log10(abs(rounded)))
+    if magnitude < -4:
+        return f"{v:.{digits - 1}e}"
+    if magnitude >= digits:                         # whole numbers stay whole
+        return f"{v:.0f}"
+    return f"{rounded:.{max(digits - 1 - magnitude, 0)}f}"
 
 
 def columns(n: int, most: int) -> int:
@@ -51,8 +72,8 @@ class ColourScale:
 
     def words(self) -> str:
         if self.signed:
-            return f"orange positive, blue negative, full colour at ±{self.top:.3g}"
-        return f"clear at {self.lo:.3g}, full orange at {self.hi:.3g}"
+            return f"orange positive, blue negative, full colour at ±{sig(self.top)}"
+        return f"clear at {sig(self.lo)}, full orange at {sig(self.hi)}"
 
 
 def strip_scale(*strips: ExampleStrip) -> ColourScale:

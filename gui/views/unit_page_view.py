@@ -8,16 +8,19 @@ excite it. It only draws a :class:`core.unit_values.UnitPage`; the controller
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QBoxLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-                               QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (QBoxLayout, QFileDialog, QHBoxLayout, QLabel, QPushButton,
+                               QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
-from core.unit_values import FeatureVis, UnitPage
-from gui.views.example_strip import Extra, ImageStrip, TokenStrip
-from gui.views.unit_colours import strip_scale
+from core.unit_values import ExampleStrip, FeatureVis, UnitPage
+from gui.export import export_view
+from gui.views.example_strip import Extra, ImageStrip, TokenStrip, name_of
+from gui.views.unit_colours import sig, strip_scale
 from gui.views.labels import ElidedLabel
 from gui.views.unit_charts import (GroupChart, HistogramChart, WeightTiles, effect_axis,
                                    effect_brushes, mean_brushes)
@@ -81,6 +84,9 @@ class UnitPageView(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.page: Optional[UnitPage] = None
+        self.names: tuple[str, ...] = ()
+        self.vis: Optional[FeatureVis] = None
+        self._look_scroll = 0       # the page's scroll position when Look for was pressed
         self.switched_off = False
         # Small: at 1024 px the window must keep its size with the page open (issue #12).
         self.setMinimumWidth(240)
@@ -96,6 +102,11 @@ class UnitPageView(QWidget):
         self.close_button = QToolButton()
         self.close_button.setText("✕")
         self.close_button.setToolTip("Close this page")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save this page as a PNG and what it shows as CSV "
+                                      "files beside it: the top and bottom examples, the "
+                                      "histogram, the mean per class and the effect")
+        self.export_button.setEnabled(False)
         self.back.setToolTip("The previous unit of this layer")
         self.next.setToolTip("The next unit of this layer")
         self.switch.setToolTip("Switch this unit off (or on again) in the model, as "
@@ -121,6 +132,8 @@ class UnitPageView(QWidget):
         look_row = QHBoxLayout()
         look_row.addWidget(self.look_for)
         look_row.addStretch(1)
+        # Here, not beside the title: there it cut a 270-px page's title short.
+        look_row.addWidget(self.export_button)
         self.look_note = _wrapped()
         self.look_note.hide()
         self.legend = _wrapped()
@@ -174,6 +187,7 @@ class UnitPageView(QWidget):
         self.next.clicked.connect(self.next_requested)
         self.switch.clicked.connect(self.switch_requested)
         self.close_button.clicked.connect(self.close_requested)
+        self.export_button.clicked.connect(self._on_export_clicked)
         self.look_for.clicked.connect(self.look_for_requested)
         for strip in (self.top_images, self.bottom_images, self.top_tokens,
                       self.bottom_tokens):
@@ -191,19 +205,25 @@ class UnitPageView(QWidget):
 
     # --- drawing --------------------------------------------------------------------
     def show_page(self, page: UnitPage, names: Sequence[str], n_examples: int,
-                  switched_off: bool, images: bool) -> None:
+                  switched_off: bool, images: bool, unit_label: str = "") -> None:
         """Draw ``page``; ``names`` are the class (or vocabulary) names its labels index,
-        ``images`` whether the model reads pictures (feature visualisation)."""
-        self.page = page
+        ``images`` whether the model reads pictures (feature visualisation),
+        ``unit_label`` what the unit stands for where it has a name ("class 3" for a
+        neuron of the output layer)."""
+        self.page, self.names, self.vis = page, tuple(names), None
         noun = page.unit_name
-        self.title.setText(f"{_layer(page.site)} · {noun} {page.unit} of {page.n_units}")
+        named = f" ({unit_label})" if unit_label else ""
+        self.title.setText(f"{_layer(page.site)} · {noun} {page.unit} of {page.n_units}"
+                           f"{named}")
+        self.title.setToolTip(self.title.text())
+        self.export_button.setEnabled(True)
         self.back.setEnabled(page.unit > 0)
         self.next.setEnabled(page.unit < page.n_units - 1)
         self.dead.setVisible(page.dead)
         self.set_switched_off(switched_off)
         self.summary.setText(
             f"Its value on each of the {n_examples} evaluation examples is {page.statistic}"
-            f": {page.mean:.3g} on average, at most {page.maximum:.3g}.")
+            f": {sig(page.mean)} on average, at most {sig(page.maximum)}.")
         k = len(page.top.indices)
         tokens = page.top.pictures is None
         self.top_heading.setText(f"Most active examples (top {k})")
@@ -238,9 +258,10 @@ class UnitPageView(QWidget):
         self.hist_title.setText(f"How often each value occurs ({page.statistic}; "
                                 "dashed: the mean)")
         self.histogram.show_counts(page.histogram, page.edges, page.mean, "value")
-        self.means_title.setText(f"Its mean per {page.group_label}")
+        group = _group(page)
+        self.means_title.setText(f"Its mean per {group} ({page.statistic})")
         self.means.show_values(page.group_means, page.group_names,
-                               mean_brushes(page.group_means), "mean", page.group_label)
+                               mean_brushes(page.group_means), "mean", group)
         self._show_effect(page)
         self._show_weights(page)
         self.scroll.verticalScrollBar().setValue(0)
@@ -270,7 +291,7 @@ class UnitPageView(QWidget):
         titles = (f" Tiles are titled by the number after “{self.weights.prefix.strip()}”."
                   if self.weights.prefix else "")
         scale = ("each tile on its own scale" if self.weights.per_tile() else
-                 f"one scale (±{self.weights.scale:.3g}) for all tiles")
+                 f"one scale (±{sig(self.weights.scale)}) for all tiles")
         self.weights_caption.setText(f"{weights.caption}{titles} Drawn blue for negative, "
                                      f"red for positive, {scale}.")
         self.weights.show()
@@ -282,28 +303,81 @@ class UnitPageView(QWidget):
 
     # --- what does it look for? -----------------------------------------------------
     def show_looking(self, text: str) -> None:
-        """Feature visualisation under way (``text``: its progress)."""
+        """Feature visualisation under way (``text``: its progress). The page stays
+        where it is: the disabled button's focus would otherwise move on down the page
+        and the scroll area would follow it."""
+        bar = self.scroll.verticalScrollBar()
+        where = bar.value()
+        if self.look_for.isEnabled():    # just pressed: where the reader was
+            self._look_scroll = where
+        if self.look_for.hasFocus():
+            self.scroll.setFocus(Qt.FocusReason.OtherFocusReason)
         self.look_for.setEnabled(False)
         self.look_note.setText(text)
         self.look_note.show()
+        bar.setValue(where)
 
     def show_feature(self, vis: FeatureVis) -> None:
-        """The optimised input as the first cell of the top examples, and how it did."""
+        """The optimised input as the first cell of the top examples, and how it did.
+        The page keeps its place, scrolled only as far as shows the optimised input
+        (not at all if the reader scrolled elsewhere while it ran)."""
+        self.vis = vis
         self.look_for.setEnabled(True)
-        beat = vis.exceeded
-        verdict = ("beats every example" if beat else "could not beat the dataset's best "
-                   "example")
         mapped = self.page is not None and self.page.top.maps is not None
         what = "mean over positions" if mapped else "value"
+        verdict, lit = self._verdict(vis, mapped)
         self.top_images.set_extra(Extra(vis.picture, ("optimised", (
-            "mean " if mapped else "") + f"{vis.activation:.3g}"),
-            "#e0a800" if beat else "#9a9a9a"))
+            "mean " if mapped else "") + sig(vis.activation)),
+            "#e0a800" if lit else "#9a9a9a"))
         self.look_note.setText(
             f"What it looks for (framed, first below): an input optimised in {vis.steps} "
-            f"steps ({vis.regularisers}) to raise the {self._noun()}'s {what}. Activation "
-            f"{vis.activation:.3g} vs dataset max {vis.dataset_max:.3g}: it {verdict}."
+            f"steps ({vis.regularisers}) to raise the {self._noun()}'s {what}. {verdict}"
             + (" (The examples are ranked by their peak, not the mean.)" if mapped else ""))
         self.look_note.show()
+        # Scrolled away while it ran: the reader's place is kept as it is.
+        if self.scroll.verticalScrollBar().value() == self._look_scroll:
+            self._reveal_feature()
+
+    def _verdict(self, vis: FeatureVis, mapped: bool) -> tuple[str, bool]:
+        """What the optimised input's activation means, in words, and whether it lit
+        the unit up (beat the data, or fired where the data never makes it fire)."""
+        act, best = sig(vis.activation), sig(vis.dataset_max)
+        page = self.page
+        best_words = "best example's mean" if mapped else "best example"
+        if page is not None and (page.dead or page.maximum <= 0):
+            never = f"It never fires on the data ({best_words} {best}); the optimised input " \
+                    f"reaches {act} — "
+            if vis.activation > 0:
+                return never + "above zero: an input unlike the data makes it fire.", True
+            higher = "higher than every example, but " if vis.activation > vis.dataset_max \
+                else ""
+            return never + higher + "still below zero, so it does not fire either.", False
+        against = f"Activation {act} vs dataset max {best}: "
+        if vis.exceeded and vis.activation <= 0:
+            return against + "higher than every example, but still below zero.", False
+        if vis.exceeded:
+            return against + "it beats every example.", True
+        return against + "it could not beat the dataset's best example.", False
+
+    def _reveal_feature(self) -> None:
+        """Scroll (as little as needed) so the optimised input's cell is in view."""
+        strip = self.top_images
+        rects = strip.cell_rects(strip.width())
+        if strip.extra is None or not rects or not strip.isVisible():
+            return
+        body = self.scroll.widget()
+        body.layout().activate()        # the taller note and strip are laid out now
+        top = strip.mapTo(body, rects[0].topLeft()).y()
+        bottom = strip.mapTo(body, rects[0].bottomLeft()).y()
+        bar = self.scroll.verticalScrollBar()
+        shown = self.scroll.viewport().height()
+        value = bar.value()
+        if bottom > value + shown:
+            value = bottom - shown + 8
+        if top < value:
+            value = max(top - 8, 0)
+        if value != bar.value():
+            bar.setValue(value)
 
     def _noun(self) -> str:
         return self.page.unit_name if self.page is not None else "unit"
@@ -312,6 +386,89 @@ class UnitPageView(QWidget):
         self.look_for.setEnabled(True)
         self.look_note.setText(text)
         self.look_note.show()
+
+    # --- export ---------------------------------------------------------------------
+    def tables(self) -> dict[str, tuple[tuple[str, ...], list]]:
+        """What the page shows, as numbers: ``{name: (header, rows)}`` — "examples"
+        (the optimised input, then the top and bottom examples), "histogram", "means"
+        and "effect" (where it was measured)."""
+        page = self.page
+        if page is None:
+            return {}
+        rows = []
+        vis = self.vis
+        if vis is not None and self.top_images.extra is not None:
+            rows.append(("optimised", "", "", f"{vis.activation:.6g}", "", "", ""))
+        for which, strip in (("top", page.top), ("bottom", page.bottom)):
+            rows.extend(self._example_rows(which, strip))
+        group = _group(page)
+        tables = {
+            "examples": (("strip", "rank", "example", "value", "position", "label",
+                          "prediction"), rows),
+            "histogram": (("bin low", "bin high", "count"),
+                          [(f"{lo:.6g}", f"{hi:.6g}", int(n)) for lo, hi, n in
+                           zip(page.edges[:-1], page.edges[1:], page.histogram)]),
+            "means": ((group, f"mean ({page.statistic})"),
+                      [(name, "" if not np.isfinite(v) else f"{v:.6g}")
+                       for name, v in zip(page.group_names, page.group_means)]),
+        }
+        effect = page.effect
+        if effect is not None:
+            tables["effect"] = (("class" if effect.kind == "direct weights" else group,
+                                 effect_axis(effect)),
+                                [(name, f"{float(v):.6g}")
+                                 for name, v in zip(effect.names, effect.values)])
+        return tables
+
+    def _example_rows(self, which: str, strip: ExampleStrip) -> list:
+        rows = []
+        for rank in range(len(strip.indices)):
+            label, pred = int(strip.labels[rank]), int(strip.predicted[rank])
+            rows.append((which, rank + 1, int(strip.indices[rank]),
+                         f"{float(strip.values[rank]):.6g}", int(strip.positions[rank]),
+                         name_of(self.names, label) if label >= 0 else "",
+                         name_of(self.names, pred) if pred >= 0 else ""))
+        return rows
+
+    def export(self, png_path: str) -> Optional[tuple[Path, ...]]:
+        """Save the whole page (scrolled-away parts too) as ``png_path`` and its numbers
+        as CSV files beside it: NAME.csv the examples, NAME-histogram.csv,
+        NAME-means.csv and NAME-effect.csv. Returns the paths written (PNG first);
+        ``None`` when no page is shown."""
+        tables = self.tables()
+        if not tables:
+            return None
+        header, rows = tables.pop("examples")
+        png, examples = export_view(self.scroll.widget(), header, rows, png_path)
+        written = [png, examples]
+        for name, (header, rows) in tables.items():
+            path = png.with_name(f"{png.stem}-{name}.csv")
+            with open(path, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(header)
+                writer.writerows(rows)
+            written.append(path)
+        return tuple(written)
+
+    def default_export_name(self) -> str:
+        page = self.page
+        return f"{_layer(page.site)}-{page.unit_name}-{page.unit}.png" if page else "unit.png"
+
+    @Slot()
+    def _on_export_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the unit page (CSV files of its "
+                                              "numbers are saved beside the PNG)",
+                                              self.default_export_name(),
+                                              "PNG + CSV (*.png)")
+        if path:
+            self.export(path)
+
+
+def _group(page: UnitPage) -> str:
+    """What the page's groups are, without the accuracy chart's words for its score: a
+    sentence encoder's groups are "sentence (cosine to the intact embedding)" there, but
+    the unit's means are not cosines."""
+    return page.group_label.split(" (")[0].strip() or "group"
 
 
 def _layer(site: str) -> str:

@@ -2,13 +2,17 @@
 a double-click or the context menu, Back/Next through the layer, Switch off/on, an
 example loads as the input, a bad request says why, and the command line opens it."""
 
+import csv
+
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPointF, QRect, Qt
-from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, Qt
+from PySide6.QtGui import QFontMetrics, QImage, QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import QApplication, QFileDialog
 
 from core.ablation import Ablation
+from gui.views.example_strip import CELL_MIN
+from gui.views.unit_colours import sig
 from gui.views.unit_menu import ACTION
 from tests.test_main import _run, _screenshot
 
@@ -198,7 +202,8 @@ def test_feature_visualisation_shows_the_optimised_input_beside_the_top_examples
         view.look_for.click()
     vis = blocker.args[0]
     assert view.top_images.extra is not None
-    assert f"{vis.activation:.3g} vs dataset max {vis.dataset_max:.3g}" in view.look_note.text()
+    assert f"{sig(vis.activation)} vs dataset max {sig(vis.dataset_max)}" in \
+        view.look_note.text()
     # Another model closes the page: its units are gone.
     with qtbot.waitSignal(window.workbench.model_opened, timeout=WAIT):
         window.workbench.open_model("induction_transformer")
@@ -219,6 +224,10 @@ def test_heads_and_sequence_features_open_pages_with_tokens(qtbot, twindow, comp
     assert view.title.text() == "block1.attn · head 1 of 4"
     assert view.top_tokens.isVisible() and not view.top_images.isVisible()
     assert not view.look_for.isVisible()   # nothing to optimise in a token model
+    # The head grid marks the page's head, as a click on its tile does.
+    with qtbot.waitSignal(window.unit_pages.shown, timeout=WAIT):
+        window.unit_pages.open("block1.attn.heads", 2)
+    assert attention.selected == 2
     assert page.weights is not None and page.weights.kind == "circuits"
     # A sequence feature (a column of the embedding's heat map).
     sequence = window.views.sequence_view
@@ -263,3 +272,229 @@ def test_the_command_line_opens_a_unit_page_for_the_screenshot(tmp_path):
                str(tmp_path / "bad.png"))
     assert bad.returncode == 2
     assert "conv2 has 32 channels (0–31); there is no channel 99." in bad.stdout
+
+
+def _rows(path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
+
+
+def test_export_saves_the_whole_page_as_png_and_what_it_shows_as_csv(
+        qtbot, make_window, tmp_path, monkeypatch):
+    window = make_window(layer="conv2")
+    pages, view = window.unit_pages, window.unit_page_view
+    with qtbot.waitSignal(pages.shown, timeout=WAIT) as blocker:
+        pages.open("conv2", 19)
+    page = blocker.args[0]
+    _settle()
+    assert view.export_button.isVisible() and view.export_button.isEnabled()
+    written = view.export(str(tmp_path / "page.png"))
+    names = [p.name for p in written]
+    assert names == ["page.png", "page.csv", "page-histogram.csv", "page-means.csv",
+                     "page-effect.csv"]
+    # The whole page, the part scrolled out of view too.
+    shot = QImage(str(written[0]))
+    body = view.scroll.widget()
+    assert (shot.width(), shot.height()) == (body.width(), body.height())
+    assert shot.height() > view.scroll.viewport().height()
+    examples = _rows(written[1])
+    assert examples[0] == ["strip", "rank", "example", "value", "position", "label",
+                           "prediction"]
+    top = [r for r in examples[1:] if r[0] == "top"]
+    bottom = [r for r in examples[1:] if r[0] == "bottom"]
+    assert len(top) == len(page.top.indices) and len(bottom) == len(page.bottom.indices)
+    for rank, row in enumerate(top):
+        assert int(row[1]) == rank + 1 and int(row[2]) == int(page.top.indices[rank])
+        assert float(row[3]) == pytest.approx(float(page.top.values[rank]), rel=1e-5)
+        assert int(row[4]) == int(page.top.positions[rank])
+        assert row[5] == str(int(page.top.labels[rank]))   # the digits' names
+        assert row[6] == str(int(page.top.predicted[rank]))
+    assert [int(r[2]) for r in bottom] == [int(i) for i in page.bottom.indices]
+    histogram = _rows(written[2])
+    assert histogram[0] == ["bin low", "bin high", "count"]
+    assert [int(r[2]) for r in histogram[1:]] == [int(n) for n in page.histogram]
+    assert float(histogram[1][0]) == pytest.approx(float(page.edges[0]), rel=1e-5)
+    assert float(histogram[-1][1]) == pytest.approx(float(page.edges[-1]), rel=1e-5)
+    means = _rows(written[3])
+    assert [r[0] for r in means[1:]] == list(page.group_names)
+    np.testing.assert_allclose([float(r[1]) for r in means[1:]], page.group_means,
+                               rtol=1e-5)
+    effect = _rows(written[4])
+    assert [r[0] for r in effect[1:]] == list(page.effect.names)
+    np.testing.assert_allclose([float(r[1]) for r in effect[1:]], page.effect.values,
+                               rtol=1e-5, atol=1e-9)
+    # The button asks where (the file dialog, as every view's Export… does).
+    chosen = tmp_path / "chosen.png"
+    asked = []
+
+    def dialog(parent, title, name, filters):
+        asked.append(name)
+        return str(chosen), filters
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(dialog))
+    view.export_button.click()
+    assert asked == ["conv2-channel-19.png"]
+    assert chosen.exists() and (tmp_path / "chosen.csv").exists()
+    assert (tmp_path / "chosen-histogram.csv").exists()
+
+
+def test_what_does_it_look_for_keeps_the_page_where_it_was(qtbot, make_window):
+    window = make_window(layer="conv2")
+    pages, view = window.unit_pages, window.unit_page_view
+    with qtbot.waitSignal(pages.shown, timeout=WAIT):
+        pages.open("conv2", 19)
+    _settle()
+    bar = view.scroll.verticalScrollBar()
+    assert bar.value() == 0
+    # Clicked, the button has the focus; disabled while it runs, it gives the focus to
+    # the next widget that takes it, and the page scrolled to show that one: the chart
+    # under "Least active examples". (Export… is next now: out of the way, the charts
+    # are, as they were.)
+    view.export_button.setEnabled(False)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=WAIT)
+    view.look_for.setFocus()
+    assert view.look_for.hasFocus()
+    with qtbot.waitSignal(pages.looked, timeout=WAIT):
+        view.look_for.click()
+        _settle()
+        assert bar.value() == 0 and not view.look_for.isEnabled()
+    _settle()
+    assert bar.value() == 0
+    # The optimised input is in view.
+    strip = view.top_images
+    cell = strip.cell_rects(strip.width())[0]
+    top = strip.mapTo(view.scroll.widget(), cell.topLeft()).y()
+    bottom = strip.mapTo(view.scroll.widget(), cell.bottomLeft()).y()
+    assert 0 <= top and bottom <= bar.value() + view.scroll.viewport().height()
+
+
+def test_looking_for_what_a_unit_that_never_fires_looks_for_says_so(qtbot, make_window):
+    window = make_window(layer="conv2")
+    pages, view = window.unit_pages, window.unit_page_view
+    with qtbot.waitSignal(pages.shown, timeout=WAIT) as blocker:
+        pages.open("conv2", 16)
+    page = blocker.args[0]
+    assert page.dead and page.maximum <= 0
+    with qtbot.waitSignal(pages.looked, timeout=WAIT) as looked:
+        view.look_for.click()
+    vis = looked.args[0]
+    text = view.look_note.text()
+    assert "beats every example" not in text
+    assert f"It never fires on the data (best example's mean {sig(vis.dataset_max)}); " \
+           f"the optimised input reaches {sig(vis.activation)}" in text
+    if vis.activation <= 0:
+        assert "still below zero, so it does not fire either" in text
+        assert view.top_images.extra.colour == "#9a9a9a"   # not lit up: grey
+    else:
+        assert "above zero" in text
+
+
+def test_the_mouse_wheel_over_a_chart_scrolls_the_page(qtbot, make_window):
+    window = make_window(layer="conv2")
+    pages, view = window.unit_pages, window.unit_page_view
+    with qtbot.waitSignal(pages.shown, timeout=WAIT):
+        pages.open("conv2", 19)
+    _settle()
+    bar = view.scroll.verticalScrollBar()
+    for chart in (view.histogram, view.means, view.effect):
+        assert chart.focusPolicy() == Qt.FocusPolicy.NoFocus
+        assert not any(chart.getViewBox().state["mouseEnabled"])
+        x_range = chart.getViewBox().viewRange()[0]
+        before = bar.value()
+        target = chart.viewport()
+        centre = QPointF(target.rect().center())
+        event = QWheelEvent(centre, QPointF(target.mapToGlobal(centre.toPoint())),
+                            QPoint(0, 0), QPoint(0, -120), Qt.MouseButton.NoButton,
+                            Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase,
+                            False)
+        QApplication.sendEvent(target, event)
+        _settle()
+        assert bar.value() > before, chart
+        np.testing.assert_allclose(chart.getViewBox().viewRange()[0], x_range)
+
+
+def test_the_layer_view_enlarges_the_unit_the_page_shows(qtbot, make_window):
+    window = make_window(layer="conv2")
+    pages, view, grid = window.unit_pages, window.unit_page_view, window.channel_grid
+    assert grid.selected == 0
+    with qtbot.waitSignal(pages.shown, timeout=WAIT):
+        pages.open("conv2", 19)
+    assert grid.selected == 19 and grid.detail_title.text().startswith("channel 19:")
+    with qtbot.waitSignal(pages.shown, timeout=WAIT):
+        view.next.click()
+    assert grid.selected == 20 and grid.detail_title.text().startswith("channel 20:")
+    with qtbot.waitSignal(pages.shown, timeout=WAIT):
+        view.back.click()
+    assert grid.selected == 19
+
+
+def test_values_have_three_significant_digits_and_captions_fit_their_cells(
+        qtbot, make_window):
+    assert [sig(v) for v in (7, 7.693, -0.07441, 123.4, 0.5, 0)] == \
+        ["7.00", "7.69", "-0.0744", "123", "0.500", "0.00"]
+    window = make_window(layer="conv2")
+    window.resize(1024, 640)
+    _settle()
+    pages, view = window.unit_pages, window.unit_page_view
+    with qtbot.waitSignal(pages.shown, timeout=WAIT) as blocker:
+        pages.open("conv2", 16)
+    page = blocker.args[0]
+    _settle()
+    assert f"at most {sig(page.maximum)}." in view.summary.text()
+    for strip in (view.top_images, view.bottom_images):
+        metrics = QFontMetrics(strip.font_small)
+        cells = strip.cell_rects(strip.width())
+        assert min(c.width() for c in cells) >= CELL_MIN
+        for i in range(len(strip.strip.indices)):
+            pair, value = strip.captions(i)
+            # One form at every width: "label 2 · says 2", never "2 → 2".
+            assert pair == f"label {int(strip.strip.labels[i])} · says " \
+                           f"{int(strip.strip.predicted[i])}"
+            assert metrics.horizontalAdvance(pair) <= CELL_MIN
+            number, index = value.split(" ")
+            assert number == sig(strip.strip.values[i])
+            assert metrics.horizontalAdvance(number + index) + 4 <= CELL_MIN
+
+
+def test_an_output_neuron_is_named_by_its_class(qtbot, make_window):
+    window = make_window(layer="fc2")
+    with qtbot.waitSignal(window.unit_pages.shown, timeout=WAIT):
+        window.unit_pages.open("fc2", 3)
+    assert window.unit_page_view.title.text() == "fc2 · neuron 3 of 10 (class 3)"
+    with qtbot.waitSignal(window.unit_pages.shown, timeout=WAIT):
+        window.unit_pages.open("fc1", 3)   # 64 neurons, not the output layer
+    assert window.unit_page_view.title.text() == "fc1 · neuron 3 of 64"
+
+
+def test_a_sentence_encoders_means_are_not_titled_as_cosines(qtbot, make_window):
+    window = make_window("minilm", layer="encoder.layer.0.attention.self")
+    view = window.unit_page_view
+    with qtbot.waitSignal(window.unit_pages.shown, timeout=WAIT) as blocker:
+        window.unit_pages.open("encoder.layer.0.attention.self.heads", 2)
+    page = blocker.args[0]
+    assert "cosine" in page.group_label    # the accuracy chart's words for its groups
+    assert view.means_title.text() == f"Its mean per sentence ({page.statistic})"
+    assert "cosine" not in view.means.getAxis("bottom").labelText
+    # Closed mid-evaluation, the slow encoder would miss the cancel and the watchdog
+    # would replace the compute process under the next test.
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=WAIT)
+
+
+def test_the_page_opens_narrow_enough_to_leave_the_layer_view_its_tiles(
+        qtbot, make_window):
+    window = make_window(layer="conv2")
+    assert (window.width(), window.height()) == (1440, 900)
+    with qtbot.waitSignal(window.unit_pages.shown, timeout=WAIT):
+        window.unit_pages.open("conv2", 19)
+    _settle()
+    assert window.unit_page_dock.width() <= min(440, 0.3 * window.width()) + 4, \
+        window.unit_page_dock.width()
+    # The grid re-flows its tiles to its new, narrower shape (they were 21 px wide).
+    grid = window.channel_grid
+
+    def side() -> float:
+        return min(min(b.sceneBoundingRect().width(), b.sceneBoundingRect().height())
+                   for b in grid._boxes)
+
+    qtbot.waitUntil(lambda: side() >= 36, timeout=WAIT)
