@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 from core.errors import MechscopeError
 from core.kinds import LayerView
+from gui.docks import make_dock
 from gui.views.importance_view import Bar, ImportanceChartView
 from gui.views.layer_map_view import LayerMapView
 from gui.views.probes_view import ProbesView
@@ -95,12 +96,7 @@ class AnalysisController(QObject):
 
     def _dock(self, title: str, widget: QWidget) -> QDockWidget:
         window = self.window
-        dock = QDockWidget(title, window)
-        dock.setObjectName(title)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-        dock.setWidget(widget)
+        dock = make_dock(title, widget, window)
         window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
         beside = getattr(window, "experiments_dock", None)
         if beside is not None:

@@ -15,6 +15,7 @@ from gui.ablation_panel import AblationPanel
 from gui.accuracy_panel import AccuracyPanel
 from gui.analysis_menu import AnalysisController
 from gui.crash import CrashDialog
+from gui.docks import make_dock
 from gui.experiments_panel import ExperimentsPanel
 from gui.file_menu import FileMenu
 from gui.file_opener import FileOpener
@@ -142,12 +143,7 @@ class MainWindow(QMainWindow):
         return stack
 
     def _dock(self, title: str, widget: QWidget, area, size: int) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(title)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-        dock.setWidget(widget)
+        dock = make_dock(title, widget, self)
         self.addDockWidget(area, dock)
         vertical = area == Qt.DockWidgetArea.BottomDockWidgetArea
         self.resizeDocks([dock], [size], Qt.Orientation.Vertical if vertical

@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from core.unit_values import ExampleStrip
+from gui.views.labels import FitsWidth
 from gui.views.unit_colours import ColourScale, columns, grey, overlay, sig, value_colour
 
 WRONG = QColor("#d0312d")
@@ -36,7 +37,7 @@ class Extra:
     colour: str = "#e0a800"
 
 
-class _Strip(QWidget):
+class _Strip(FitsWidth):
     """What the two kinds of strip share: a fixed height for their width, clicks and
     tooltips on cells."""
 
@@ -61,20 +62,8 @@ class _Strip(QWidget):
         self._fit()
         self.update()
 
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
-        return QSize(360, self.height_for(360))
-
     def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
         return QSize(2 * CELL_MIN, self.height_for(2 * CELL_MIN))
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        super().resizeEvent(event)
-        self._fit()
-
-    def _fit(self) -> None:
-        h = self.height_for(max(self.width(), 1))
-        if h != self.height():
-            self.setFixedHeight(h)
 
     def cell_rects(self, width: int) -> list[QRect]:
         raise NotImplementedError

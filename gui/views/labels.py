@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QFont, QFontMetrics, QResizeEvent
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 #: Widest a token label may be before it is shortened (word pieces can be long).
 TOKEN_CHARS = 8
@@ -170,3 +170,36 @@ def titled(title: QLabel, body: QWidget) -> QWidget:
     layout.addWidget(title)
     layout.addWidget(body, 1)
     return box
+
+
+def side_panel(content: QWidget, width: int) -> QScrollArea:
+    """``content`` in a frameless, fixed-width column that scrolls vertically: a dock's
+    words and buttons scroll in a short window rather than making the window taller."""
+    scroll = QScrollArea()
+    scroll.setWidget(content)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setFixedWidth(width)
+    scroll.setMinimumHeight(40)
+    return scroll
+
+
+class FitsWidth(QWidget):
+    """A widget whose height follows its width (``height_for``): a grid of cells that
+    wraps into more rows when narrow, inside a scrolling page."""
+
+    def height_for(self, width: int) -> int:
+        raise NotImplementedError
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(360, self.height_for(360))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        h = self.height_for(max(self.width(), 1))
+        if h != self.height():
+            self.setFixedHeight(h)

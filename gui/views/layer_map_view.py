@@ -11,12 +11,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QImage, QPixmap
-from PySide6.QtWidgets import (QBoxLayout, QFileDialog, QFrame, QHBoxLayout, QLabel,
-                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QBoxLayout, QFileDialog, QHBoxLayout, QLabel,
+                               QPushButton, QVBoxLayout, QWidget)
 
 from core.unit_values import LayerMap
 from gui.export import export_view
-from gui.views.labels import ElidedLabel
+from gui.views.labels import ElidedLabel, side_panel
 
 #: A categorical palette (Tableau 10 + 2), readable on black; grey for "no label".
 PALETTE = ("#4e9be8", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
@@ -136,13 +136,7 @@ class LayerMapView(QWidget):
         side_layout.addStretch(1)
         # Legend and preview scroll in a short dock (a 640-pixel-high window) rather
         # than making the window taller.
-        scroll = QScrollArea()
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFixedWidth(SIDE_WIDTH)
-        scroll.setMinimumHeight(40)
+        scroll = side_panel(side, SIDE_WIDTH)
         self.plot.setMinimumWidth(120)
         head = QHBoxLayout()
         head.setContentsMargins(0, 0, 0, 0)

@@ -13,12 +13,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal, Slot
 from PySide6.QtGui import QFont, QFontMetrics
-from PySide6.QtWidgets import (QFileDialog, QFrame, QHBoxLayout, QLabel, QProgressBar,
-                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QVBoxLayout, QWidget)
 
 from core.unit_values import ProbeReport
 from gui.export import export_view
-from gui.views.labels import ElidedLabel
+from gui.views.labels import ElidedLabel, side_panel
 
 EXPLANATION = (
     "<b>Where does the information appear?</b> For every layer a linear probe (logistic "
@@ -338,13 +338,7 @@ class ProbesView(QWidget):
         side_layout.addWidget(self.progress)
         side_layout.addWidget(self.status)
         side_layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFixedWidth(SIDE_WIDTH)
-        scroll.setMinimumHeight(40)
+        scroll = side_panel(side, SIDE_WIDTH)
         self.side = scroll
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)

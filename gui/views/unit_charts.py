@@ -7,14 +7,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRect, QRectF, QSize, Qt
+from PySide6.QtCore import QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QSizePolicy, QWidget
 
 from core.unit_values import UnitEffect, UnitWeights
 from gui.views.unit_colours import columns
 from gui.views.imaging import DIVERGING
-from gui.views.labels import TokenAxis
+from gui.views.labels import FitsWidth, TokenAxis
 
 CHART_HEIGHT = 150
 BLUE, ORANGE, RED, GREY = "#4c9be8", "#e8894c", "#e0443e", "#8a8a8a"
@@ -147,7 +147,7 @@ def short_titles(titles: Sequence[str]) -> tuple[str, tuple[str, ...]]:
     return (prefix, tuple(t[len(prefix):] for t in titles)) if prefix else ("", titles)
 
 
-class WeightTiles(QWidget):
+class WeightTiles(FitsWidth):
     """A unit's weights as colour tiles (blue negative, red positive, one shared scale),
     titled, laid out to fit the width; token-by-token tiles get token labels."""
 
@@ -226,18 +226,6 @@ class WeightTiles(QWidget):
             return 0
         line = QFontMetrics(self.font_small).height()
         return max(r.bottom() for r in rects) + line + 6
-
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
-        return QSize(360, self.height_for(360))
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        super().resizeEvent(event)
-        self._fit()
-
-    def _fit(self) -> None:
-        h = self.height_for(max(self.width(), 1))
-        if h != self.height():
-            self.setFixedHeight(h)
 
     def paintEvent(self, _event) -> None:  # noqa: N802 (Qt override)
         w = self.weights
