@@ -25,6 +25,7 @@ from core.files.images import ConvertedImage
 from core.jobs import CancelToken
 from core.kinds import ModelKind
 from core.lessons.snapshot import Snapshot
+from core.lm_values import LmTask, LogitLens, PatchGrid
 from core.model import HookReport, LayerInfo
 from core.unit_values import FeatureVis, LayerMap, ProbeReport, UnitPage
 from core.zoo import ZooEntry
@@ -211,6 +212,35 @@ class SessionAPI(Protocol):
     def feature_visualisation(self, site: str, unit: int, steps: int = 256,
                               token: Optional[CancelToken] = None) -> FeatureVis:
         """An input optimised to excite ``unit`` of ``site`` (image models)."""
+        ...
+
+    def logit_lens(self, model_input: np.ndarray, target: Optional[int] = None,
+                   ablations: Sequence[Ablation] = (),
+                   token: Optional[CancelToken] = None) -> LogitLens:
+        """The residual stream of every layer and sub-step read through the final norm
+        and unembedding, per position of one prompt (language models)."""
+        ...
+
+    def activation_patching(self, clean: np.ndarray, corrupt: np.ndarray,
+                            clean_answer: int, corrupt_answer: int, kind: str = "resid",
+                            rows: Optional[Sequence[int]] = None,
+                            token: Optional[CancelToken] = None) -> PatchGrid:
+        """Patch clean activations into the corrupted run, one cell at a time, for the
+        given ``rows`` of the grid (all when ``None``)."""
+        ...
+
+    def patch_cell(self, clean: np.ndarray, corrupt: np.ndarray, kind: str, row: int,
+                   column: int, token: Optional[CancelToken] = None) -> Prediction:
+        """The corrupted run's prediction with one cell patched from the clean run
+        (``baseline_probabilities``: the corrupted run unpatched)."""
+        ...
+
+    def lm_tasks(self, token: Optional[CancelToken] = None) -> tuple[LmTask, ...]:
+        """The evaluation tasks of the open language model (empty for other models)."""
+        ...
+
+    def use_task(self, name: str, token: Optional[CancelToken] = None) -> ModelInfo:
+        """Evaluate the open language model on task ``name`` from now on."""
         ...
 
     def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,

@@ -151,10 +151,24 @@ def load_sentences() -> Dataset:
                    tuple(texts))
 
 
+def load_smollm() -> Dataset:
+    """SmolLM2's evaluation set: repeated random word pieces, scored on the repeat
+    (see :func:`core.zoo.smollm.induction_set`)."""
+    from core.zoo import smollm
+
+    tokens, targets, groups = smollm.induction_set()
+    for arr in (tokens, targets, groups):
+        arr.setflags(write=False)
+    texts = tuple(smollm.decode(row[1:]) for row in tokens)
+    return Dataset("repeated random tokens (eval)", tokens, targets, smollm.vocab(), None,
+                   groups, smollm.GROUP_NAMES, "position in the repeat", ModelKind.TOKENS,
+                   None, texts)
+
+
 #: The evaluation datasets of the built-in models, by the name a :class:`ZooEntry`
 #: gives (loaded on demand: the token sets need their model's vocabulary).
 DATASETS = {"digits": lambda: load_digits("eval"), "induction": load_induction,
-            "sentences": load_sentences}
+            "sentences": load_sentences, "smollm": load_smollm}
 
 
 def load_dataset(name: str) -> Dataset:

@@ -32,11 +32,12 @@ import numpy as np
 from core.ablation import Ablation
 from core.analysis.attention import HeadScores
 from core.analysis.evaluate import EvalResult, Sweep
-from core.api import Capture, ModelInfo, OpenedFile, Sample, SessionAPI
+from core.api import Capture, ModelInfo, OpenedFile, Prediction, Sample, SessionAPI
 from core.errors import Cancelled, MechscopeError
 from core.files.images import ConvertedImage
 from core.jobs import CancelToken
 from core.lessons.snapshot import Snapshot
+from core.lm_values import LmTask, LogitLens, PatchGrid
 from core.unit_values import FeatureVis, LayerMap, ProbeReport, UnitPage
 from core.zoo import ZOO, ZooEntry
 
@@ -266,6 +267,28 @@ class RemoteSession(SessionAPI):
     def feature_visualisation(self, site: str, unit: int, steps: int = 256,
                               token: Optional[CancelToken] = None) -> FeatureVis:
         return self._call("feature_visualisation", (site, unit, steps), {}, token)
+
+    def logit_lens(self, model_input: np.ndarray, target: Optional[int] = None,
+                   ablations: Sequence[Ablation] = (),
+                   token: Optional[CancelToken] = None) -> LogitLens:
+        return self._call("logit_lens", (model_input, target, tuple(ablations)), {}, token)
+
+    def activation_patching(self, clean: np.ndarray, corrupt: np.ndarray,
+                            clean_answer: int, corrupt_answer: int, kind: str = "resid",
+                            rows: Optional[Sequence[int]] = None,
+                            token: Optional[CancelToken] = None) -> PatchGrid:
+        return self._call("activation_patching", (clean, corrupt, clean_answer,
+                                                  corrupt_answer, kind, rows), {}, token)
+
+    def patch_cell(self, clean: np.ndarray, corrupt: np.ndarray, kind: str, row: int,
+                   column: int, token: Optional[CancelToken] = None) -> Prediction:
+        return self._call("patch_cell", (clean, corrupt, kind, row, column), {}, token)
+
+    def lm_tasks(self, token: Optional[CancelToken] = None) -> tuple[LmTask, ...]:
+        return self._call("lm_tasks", (), {}, token)
+
+    def use_task(self, name: str, token: Optional[CancelToken] = None) -> ModelInfo:
+        return self._call("use_task", (name,), {}, token)
 
     def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,
                      token: Optional[CancelToken] = None) -> Snapshot:

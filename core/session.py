@@ -33,6 +33,7 @@ from core.jobs import CancelToken, report
 from core.kinds import ModelKind
 from core.lessons.runner import LessonRunner
 from core.lessons.snapshot import Snapshot
+from core.lm_values import LmTask, LogitLens, PatchGrid
 from core.model import ModelAdapter
 from core.unit_study import UnitStudy
 from core.unit_values import FeatureVis, LayerMap, ProbeReport, UnitPage
@@ -346,6 +347,68 @@ class Session(SessionAPI):
                               token: Optional[CancelToken] = None) -> FeatureVis:
         """An input optimised to excite ``unit`` of ``site``."""
         return self._study().feature_visualisation(site, unit, steps, token)
+
+    # --- language models (issue #14) -------------------------------------------------
+    def logit_lens(self, model_input: np.ndarray, target: Optional[int] = None,
+                   ablations: Sequence[Ablation] = (),
+                   token: Optional[CancelToken] = None) -> LogitLens:
+        """Every residual stream of one prompt read through the final norm and
+        unembedding (see :mod:`core.analysis.logit_lens`)."""
+        from core.analysis import logit_lens
+
+        adapter, _, evaluator = self._require()
+        x = self._checked_input(adapter, model_input)
+        self._check_ablations(ablations)
+        means = evaluator.means(sorted({a.site for a in ablations if a.mode == "mean"}),
+                                token)
+        return logit_lens.read(adapter, x, target, tuple(ablations), means, token)
+
+    def activation_patching(self, clean: np.ndarray, corrupt: np.ndarray,
+                            clean_answer: int, corrupt_answer: int, kind: str = "resid",
+                            rows: Optional[Sequence[int]] = None,
+                            token: Optional[CancelToken] = None) -> PatchGrid:
+        """Clean activations patched into the corrupted run, cell by cell (see
+        :mod:`core.analysis.patching`)."""
+        adapter, _, _ = self._require()
+        clean = self._checked_input(adapter, clean)
+        corrupt = self._checked_input(adapter, corrupt)
+        return self._patcher().grid(clean, corrupt, int(clean_answer), int(corrupt_answer),
+                                    kind, rows, token)
+
+    def patch_cell(self, clean: np.ndarray, corrupt: np.ndarray, kind: str, row: int,
+                   column: int, token: Optional[CancelToken] = None) -> Prediction:
+        """The corrupted run's prediction with one cell patched from the clean run."""
+        adapter, _, _ = self._require()
+        clean = self._checked_input(adapter, clean)
+        corrupt = self._checked_input(adapter, corrupt)
+        probs, base = self._patcher().cell(clean, corrupt, kind, int(row), int(column),
+                                           token)
+        return Prediction(_frozen(probs), _frozen(base), self.info.class_names)
+
+    def _patcher(self):
+        from core.analysis.patching import Patcher
+
+        adapter, _, _ = self._require()
+        if getattr(self, "_patch", None) is None or self._patch.adapter is not adapter:
+            self._patch = Patcher(adapter)
+        return self._patch
+
+    def lm_tasks(self, token: Optional[CancelToken] = None) -> tuple[LmTask, ...]:
+        """The open language model's evaluation tasks (see :mod:`core.lm_tasks`)."""
+        from core import lm_tasks
+
+        self._require()
+        return lm_tasks.tasks(self.info.name)
+
+    def use_task(self, name: str, token: Optional[CancelToken] = None) -> ModelInfo:
+        """Evaluate on language-model task ``name`` from now on (InputError if the open
+        model has no such task); the previous task stays if this fails."""
+        from core import lm_tasks
+
+        adapter, _, _ = self._require()
+        data = lm_tasks.dataset(self.info.name, name)
+        return self._install(opening.Opened(adapter, data, self.info.title,
+                                            self.info.default_layer, self._spec), token)
 
     # --- lessons -------------------------------------------------------------------
     def lesson_start(self, trainer: str, seed: int = 0, lr: Optional[float] = None,

