@@ -42,7 +42,13 @@ CACHE_VERSION = 1
 
 
 def gguf_path() -> Optional[Path]:
-    """The package's GGUF file, found without importing the package; None if absent."""
+    """The GGUF file: the copy inside the packaged app (build.spec puts it there), else
+    the package's, found without importing the package; None if absent."""
+    from core.paths import resources_dir
+
+    bundled = resources_dir() / "models" / "smollm" / GGUF_NAME
+    if bundled.is_file():
+        return bundled
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         return None
