@@ -390,7 +390,7 @@ class Session(SessionAPI):
 
         adapter, _, _ = self._require()
         if getattr(self, "_patch", None) is None or self._patch.adapter is not adapter:
-            self._patch = Patcher(adapter)
+            self._patch = Patcher(adapter, self.info.class_names)
         return self._patch
 
     def lm_tasks(self, token: Optional[CancelToken] = None) -> tuple[LmTask, ...]:
