@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from core.ablation import Ablation
-from core.adapters import torch_hooks, torch_sweep
+from core.adapters import torch_hooks, torch_shapes, torch_sweep
 from core.jobs import CancelToken, check
 from core.model import HookReport, LayerInfo, RunResult
 
@@ -73,30 +73,20 @@ class TorchAdapter:
         return self._layers
 
     def _describe(self) -> tuple[LayerInfo, ...]:
-        """Find every module's output shape with one hooked dummy forward (batch of 2,
-        so outputs without a batch axis, such as a position embedding, are skipped)."""
-        shapes: dict[str, tuple[int, ...]] = {}
-        handles = []
+        """Every module's output shape from a shape-only pass (see
+        :mod:`core.adapters.torch_shapes`), and the parameters each owns."""
+        shapes = torch_shapes.output_shapes(self.model, self.input_shape, self.input_dtype)
         named = [(n, m) for n, m in self.model.named_modules() if n]
-        try:
-            for name, module in named:
-                def hook(_m, _i, out, name=name):
-                    if isinstance(out, torch.Tensor) and out.dim() > 1 and out.shape[0] == 2:
-                        shapes[name] = tuple(out.shape[1:])
-                handles.append(module.register_forward_hook(hook))
-            with torch.inference_mode():
-                self.model(_tensor(np.zeros((2, *self.input_shape)), self.input_dtype))
-        finally:
-            for h in handles:
-                h.remove()
-        modules = dict(named)
-        return tuple(self._info(name, modules, shapes[name]) for name, _ in named
-                     if name in shapes)
+        modules, seen = dict(named), set()
+        # Every module counts its parameters, in order, so a tensor tied to an earlier
+        # module's (SmolLM's unembedding shares the embedding) is counted only there.
+        owned = {name: _count_new(module, seen) for name, module in named}
+        return tuple(self._info(name, modules, shapes[name], owned[name])
+                     for name, _ in named if name in shapes)
 
     @staticmethod
-    def _info(name: str, modules: dict, shape: tuple[int, ...]) -> LayerInfo:
+    def _info(name: str, modules: dict, shape: tuple[int, ...], n_params: int) -> LayerInfo:
         module = modules[name]
-        n_params = sum(p.numel() for p in module.parameters(recurse=False))
         parent = name.rpartition(".")[0]
         hint = getattr(module, "mechscope_view", "")
         pattern = heads = ""
@@ -266,6 +256,20 @@ class TorchAdapter:
         return torch_units.visualise(self.model, self.input_shape, self.input_dtype, site,
                                      int(unit), self._axes[site], steps, seed, value_range,
                                      token, scale)
+
+
+def _count_new(module: nn.Module, seen: set) -> int:
+    """Parameters of ``module`` itself whose memory no earlier module counted: tied
+    weights are separate ``Parameter`` objects after ``load_state_dict(assign=True)``
+    but share one storage."""
+    total = 0
+    for p in module.parameters(recurse=False):
+        key = (id(p),) if p.device.type == "meta" else (
+            p.untyped_storage().data_ptr(), p.storage_offset(), tuple(p.shape))
+        if key not in seen:
+            seen.add(key)
+            total += p.numel()
+    return total
 
 
 def _check_fired(state: torch_hooks.RunHooks) -> None:

@@ -81,12 +81,21 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    # Keyed by size and mtime too, so a file rewritten while the app runs is hashed
+    # again rather than found under its old folder.
+    return sha256(Path(path))
+
+
 def cache_dir(path: Optional[Path] = None) -> Path:
     """The cache folder of the GGUF at ``path`` (default: the package's), keyed by its
-    SHA-256, so a changed file is never read through a stale copy."""
-    path = path or gguf_path()
-    return cache_root() / f"smollm2-{sha256(path)[:16]}-v{CACHE_VERSION}"
+    SHA-256, so a changed file is never read through a stale copy; under
+    :func:`cache_root` as it is now (``$MECHSCOPE_CACHE`` is read at each call)."""
+    path = Path(path or gguf_path())
+    stat = path.stat()
+    digest = _digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return cache_root() / f"smollm2-{digest[:16]}-v{CACHE_VERSION}"
 
 
 def _unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -293,7 +302,9 @@ def build():
     def rope(x: torch.Tensor) -> torch.Tensor:
         """Rotary position embedding, half-split layout; x (N, H, T, D_HEAD)."""
         t = x.shape[-2]
-        angles = torch.outer(torch.arange(t, dtype=torch.float32), inv_freq)
+        # On x's device, so the shape-only pass on the meta device runs this too.
+        angles = torch.outer(torch.arange(t, dtype=torch.float32, device=x.device),
+                             inv_freq.to(x.device))
         cos, sin = torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1)
         half = D_HEAD // 2
         rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
