@@ -201,10 +201,18 @@ def ensure_cache(path: Optional[Path] = None, report=None) -> Path:
 
 def load_state(path: Path) -> dict:
     """The model's weights as torch tensors (``path``: the GGUF)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = ensure_cache(Path(path))
-    state = load_file(str(folder / "weights.safetensors"))
+    try:
+        state = load_file(str(folder / "weights.safetensors"))
+    except SafetensorError as exc:
+        # Written whole and renamed, so only outside damage (a full disk, a stray
+        # edit) gets here: make it again from the GGUF rather than fail to open.
+        log.warning("the float32 cache in %s is unreadable (%s); remaking it", folder, exc)
+        (folder / "weights.safetensors").unlink()
+        state = load_file(str(ensure_cache(Path(path)) / "weights.safetensors"))
     state["unembed.weight"] = state["embed.tok.weight"]
     return state
 
