@@ -19,8 +19,9 @@ def _parser() -> argparse.ArgumentParser:
     models = "\n".join(f"  {e.name:<22} {e.title}\n  {'':<22} layers: {e.layers_hint} "
                        f"(default {e.default_layer})" for e in ZOO.values())
     epilog = (f"built-in models (--model) and their layers (--layer):\n{models}\n\n"
-              "--text LETTERS (or a sentence for minilm) feeds typed text to a token model "
-              "instead of --input.")
+              "--text TEXT feeds typed text to a token model instead of --input: letters "
+              "for induction_transformer, a sentence for minilm, a prompt for a language "
+              "model such as smollm2-135m.")
     p = argparse.ArgumentParser(prog="mechscope", description=__doc__.splitlines()[0],
                                 epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", nargs="?", metavar="FILE",
@@ -31,8 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="layer to show, e.g. conv2 or fc1")
     p.add_argument("--input", type=int, metavar="N",
                    help="index of the held-out example to feed (default: the last one, else 0)")
-    p.add_argument("--text", metavar="LETTERS",
-                   help="letters to feed a token model, e.g. KQBXDKQBXD")
+    p.add_argument("--text", metavar="TEXT",
+                   help="text to feed a token model: letters (e.g. KQBXDKQBXD) or a prompt "
+                        "(e.g. \"The capital of France is\")")
     p.add_argument("--lesson", type=int, choices=range(1, 7), metavar="1-6",
                    help="open a lesson of the learning path (1 linear regression … "
                         "6 ablation studies)")

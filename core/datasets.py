@@ -159,7 +159,9 @@ def load_smollm() -> Dataset:
     tokens, targets, groups = smollm.induction_set()
     for arr in (tokens, targets, groups):
         arr.setflags(write=False)
-    texts = tuple(smollm.decode(row[1:]) for row in tokens)
+    # The first copy, decoded as the model reads it: the second adds nothing to read.
+    half = 1 + (tokens.shape[1] - 1) // 2
+    texts = tuple(f"{smollm.decode(row[1:half]).strip()} … (repeated)" for row in tokens)
     return Dataset("repeated random tokens (eval)", tokens, targets, smollm.vocab(), None,
                    groups, smollm.GROUP_NAMES, "position in the repeat", ModelKind.TOKENS,
                    None, texts)

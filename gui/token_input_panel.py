@@ -1,10 +1,11 @@
-"""TokenInputPanel: type letters for the transformer, or pick an evaluation sequence."""
+"""TokenInputPanel: type letters, a sentence or a prompt for a token model, or pick an
+evaluation sequence."""
 
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton,
                                QVBoxLayout, QWidget)
 
@@ -23,6 +24,10 @@ class TokenInputPanel(QWidget):
         self.edit.setMaxLength(400)
         self.run = QPushButton("Run")
         self.examples = QListWidget()
+        # A long sequence keeps both ends (a repeat's "… (repeated)") instead of a
+        # sideways scroll bar; the whole row is its tooltip.
+        self.examples.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.examples.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.examples.setToolTip("Sequences from the evaluation set: random letters, "
                                  "then the same letters again")
         self.source = QLabel("")
@@ -42,14 +47,20 @@ class TokenInputPanel(QWidget):
         self.run.clicked.connect(self._on_submit)
         self.examples.currentRowChanged.connect(self._on_example)
 
-    def set_hint(self, hint: str) -> None:
+    def set_hint(self, hint: str, examples_tip: str = "") -> None:
+        """The text box's placeholder and what the example list holds, in the open
+        model's words."""
         self.edit.setPlaceholderText(hint)
+        if examples_tip:
+            self.examples.setToolTip(examples_tip)
 
     def show_examples(self, texts: Sequence[str]) -> None:
         self.examples.blockSignals(True)
         self.examples.clear()
         for i, text in enumerate(texts):
             self.examples.addItem(f"{i}: {text}")
+            # A row wider than the list is read whole when pointed at.
+            self.examples.item(i).setToolTip(text)
         self.examples.blockSignals(False)
 
     def show_tokens(self, tokens: Sequence[str], description: str) -> None:

