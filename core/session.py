@@ -284,7 +284,7 @@ class Session(SessionAPI):
         if self._head_scores is None:
             sites = tuple(dict.fromkeys(i.pattern_site for i in adapter.layers()
                                         if i.pattern_site))
-            patterns = {s: evaluator.site_output(s, token) for s in sites}
+            patterns = evaluator.site_outputs(sites, token)
             valid = np.ones(dataset.inputs.shape[:2], bool)
             if dataset.pad_id is not None:
                 valid = dataset.inputs != dataset.pad_id
@@ -294,7 +294,11 @@ class Session(SessionAPI):
     def head_importance(self, mode: str = "zero",
                         token: Optional[CancelToken] = None) -> tuple[Sweep, ...]:
         """Each head of every attention layer ablated alone (batched per layer)."""
+        from core.analysis import lm_head_importance
+
         adapter, _, evaluator = self._require()
+        if lm_head_importance.supports(evaluator):  # a language model: one walk, batched
+            return lm_head_importance.head_importance(evaluator, mode, token)
         sites = tuple(dict.fromkeys(i.heads_site for i in adapter.layers() if i.heads_site))
         layers = {i.name: i for i in adapter.layers()}
         return tuple(evaluator.sweep(site, range(layers[site].n_units), mode, token)
