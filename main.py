@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--map", action="store_true",
                    help="map --layer's activations over the data (Analyse › Map of this "
                         "layer) before the screenshot")
+    p.add_argument("--lens", action="store_true",
+                   help="open the logit lens of the prompt (Analyse › Logit lens) before "
+                        "the screenshot")
+    p.add_argument("--lens-target", metavar="WORD",
+                   help="with --lens: colour the lens by this word's probability (its "
+                        "first token), e.g. \" Paris\"")
     p.add_argument("--ablate", action="append", default=[], metavar="SITE:UNITS",
                    help="switch units off, e.g. conv2:3,7 (repeatable)")
     p.add_argument("--mode", choices=("zero", "mean"), default="zero",
@@ -114,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         return run(Options(args.model, args.layer, args.input, ablations, args.screenshot,
                            args.smoke_test, args.text, args.importance, args.timing,
                            args.lesson, args.steps, args.file, probes=args.probes,
+                           lens=args.lens or bool(args.lens_target),
+                           lens_target=args.lens_target or "",
                            layer_map=args.map, unit=unit, look_for=args.look_for,
                            size=size), session)
     finally:

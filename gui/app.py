@@ -50,6 +50,10 @@ class Options:
     #: Analyse › Probes… / Map of this layer (``--layer``) before the screenshot.
     probes: bool = False
     layer_map: bool = False
+    #: Analyse › Logit lens of the prompt before the screenshot (``--lens``), coloured
+    #: by the probability of ``lens_target``'s first token if given.
+    lens: bool = False
+    lens_target: str = ""
 
 
 def configure_pyqtgraph() -> None:

@@ -20,6 +20,7 @@ from gui.experiments_panel import ExperimentsPanel
 from gui.file_menu import FileMenu
 from gui.file_opener import FileOpener
 from gui.lesson_router import LessonRouter
+from gui.lens_dock import LensController
 from gui.lessons_panel import LessonsPanel
 from gui.prediction_presenter import PredictionPresenter
 from gui.input_panel import InputPanel
@@ -207,6 +208,7 @@ class MainWindow(QMainWindow):
         self.unit_page_dock.visibilityChanged.connect(self._on_unit_page_visibility)
         # The Analyse menu: importance of any layer, probes, the map of a layer.
         self.analysis = AnalysisController(self)
+        self.lens = LensController(self)  # Analyse › Logit lens
         if hasattr(self, "unit_pages"):  # double-clicked bars open the unit's page
             self.analysis.unit_page_requested.connect(self.unit_pages.open)
 

@@ -67,6 +67,8 @@ class Script(QObject):
             steps.append(lambda: self.window.analysis.run_probes())
         if getattr(opts, "layer_map", False):
             steps.append(lambda: self.window.analysis.map_layer())
+        if getattr(opts, "lens", False):
+            steps.append(lambda: self.window.lens.open(opts.lens_target))
         return steps
 
     def _unit_page(self) -> None:
