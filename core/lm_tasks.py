@@ -44,12 +44,15 @@ TEXT_GROUPS = ("positions 1–16", "17–32", "33–48", "49–63")
 
 _TASKS = (
     LmTask("induction", "Induction (repeated random tokens)",
-           "accuracy of the next token in the second copy of 16 random word pieces"),
+           "accuracy of the next token in the second copy of 16 random word pieces",
+           dataset="repeated random tokens (eval)"),
     LmTask("names", "Names (who gets the drink?)",
            "accuracy of the indirect object's name in 40 prompts such as “When Mary "
-           "and John went to the store, John gave a drink to” → “ Mary”"),
+           "and John went to the store, John gave a drink to” → “ Mary”",
+           dataset="names (IOI prompts)"),
     LmTask("text", "Plain text",
-           "next-token accuracy and loss at every position of ~3.5 kB of plain English"),
+           "next-token accuracy and loss at every position of ~3.5 kB of plain English",
+           dataset="plain text"),
 )
 
 

@@ -101,3 +101,5 @@ class LmTask:
     description: str
     #: The intact model's accuracy on it (measured when first listed).
     baseline: Optional[float] = None
+    #: The name of its evaluation set (``ModelInfo.dataset_name`` once it is in use).
+    dataset: str = ""
