@@ -65,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--look-for", action="store_true",
                    help="with --unit: run \"What does it look for?\" (feature "
                         "visualisation) too")
+    p.add_argument("--patch", metavar="CLEAN|CORRUPT",
+                   help="activation patching of a language model (Analyse › Activation "
+                        "patching…): the clean and the corrupted prompt, of the same token "
+                        "length, separated by |; every row of both grids before the "
+                        "screenshot")
+    p.add_argument("--answers", metavar="CLEAN|CORRUPT",
+                   help="with --patch: the two answer tokens, e.g. \" Mary| John\" "
+                        "(default: the model's top prediction on each prompt)")
     p.add_argument("--size", metavar="WxH",
                    help="window size for the screenshot, e.g. 1024x640")
     p.add_argument("--screenshot", metavar="FILE.png",
@@ -101,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
             size = (int(width), int(height))
     except ValueError:
         parser.error("--unit is SITE:N (e.g. conv2:19), --size is WxH (e.g. 1024x640)")
+    patch = answers = None
+    if args.patch or args.answers:
+        pairs = [tuple(t.split("|")) for t in (args.patch, args.answers) if t]
+        if not args.patch or any(len(p) != 2 for p in pairs):
+            parser.error('--patch is "CLEAN|CORRUPT" (one |), --answers " Mary| John" with it')
+        patch, answers = pairs[0], (pairs[1] if args.answers else None)
     # A scripted run on a machine with no display (a server, CI) draws offscreen
     # instead of aborting on the missing xcb display (found by a newcomer, issue #12).
     import os
@@ -123,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                            lens=args.lens or bool(args.lens_target),
                            lens_target=args.lens_target or "",
                            layer_map=args.map, unit=unit, look_for=args.look_for,
-                           size=size), session)
+                           size=size, patch=patch, answers=answers), session)
     finally:
         if isinstance(session, RemoteSession):
             session.close()

@@ -54,6 +54,10 @@ class Options:
     #: by the probability of ``lens_target``'s first token if given.
     lens: bool = False
     lens_target: str = ""
+    #: Activation patching of (clean, corrupted) prompts, the whole grid, before the
+    #: screenshot (``--patch``); ``answers``: (clean, corrupt) answer texts or None.
+    patch: Optional[tuple[str, str]] = None
+    answers: Optional[tuple[str, str]] = None
 
 
 def configure_pyqtgraph() -> None:

@@ -42,7 +42,9 @@ class Script(QObject):
         window.workbench.file_outcome.connect(self._on_file_outcome)
         window.workbench.trust_needed.connect(self._on_question)
         window.workbench.spec_needed.connect(self._on_question)
-        QTimer.singleShot(SCRIPT_TIMEOUT_MS, self._on_timeout)
+        # Both patching grids are ~100 forward passes of the prompt: minutes on 2 cores.
+        patching = 5 if getattr(options, "patch", None) else 1
+        QTimer.singleShot(patching * SCRIPT_TIMEOUT_MS, self._on_timeout)
 
     def _plan(self) -> list:
         opts, wb = self.options, self.window.workbench
@@ -69,6 +71,11 @@ class Script(QObject):
             steps.append(lambda: self.window.analysis.map_layer())
         if getattr(opts, "lens", False):
             steps.append(lambda: self.window.lens.open(opts.lens_target))
+        if getattr(opts, "patch", None):
+            # Every row of both grids: each job's end submits the next, so the script
+            # sees the worker busy until the last row is drawn.
+            steps.append(lambda: self.window.patching.run(*opts.patch,
+                                                          *(opts.answers or ("", ""))))
         return steps
 
     def _unit_page(self) -> None:

@@ -17,8 +17,8 @@ Numpy in, numpy out; the caller (:mod:`core.analysis.patching`) caches the runs.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ class Run:
     logits: np.ndarray
 
 
-def _heads_child(block: nn.Module) -> Optional[str]:
+def _heads_child(block: nn.Module) -> str | None:
     """The block's per-head output module (the one the attention names as its heads)."""
     for name, module in block.named_modules():
         heads = getattr(module, "mechscope_heads", "")
@@ -75,7 +75,7 @@ class LmPatching:
                                  else blocks[-1])
 
     @classmethod
-    def of(cls, model: object) -> Optional["LmPatching"]:
+    def of(cls, model: object) -> LmPatching | None:
         """The patcher of ``model``, or ``None`` if it is not such a language model."""
         if not isinstance(model, nn.Sequential):
             return None

@@ -13,11 +13,11 @@ each later request runs only its new rows. The forward passes are in
 
 from __future__ import annotations
 
-import sys
 import json
+import sys
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -116,7 +116,7 @@ class Patcher:
                 self._runs.popitem(last=False)
         return self._runs[key]
 
-    def _pair(self, clean, corrupt, token: Optional[CancelToken]):
+    def _pair(self, clean, corrupt, token: CancelToken | None):
         clean = np.asarray(clean, np.int64).reshape(-1)
         corrupt = np.asarray(corrupt, np.int64).reshape(-1)
         if len(clean) != len(corrupt):
@@ -136,8 +136,8 @@ class Patcher:
         return tuple(lm.heads_sites), tuple(str(i) for i in range(lm.n_layers))
 
     def grid(self, clean: np.ndarray, corrupt: np.ndarray, clean_answer: int,
-             corrupt_answer: int, kind: str = "resid", rows: Optional[Sequence[int]] = None,
-             token: Optional[CancelToken] = None) -> PatchGrid:
+             corrupt_answer: int, kind: str = "resid", rows: Sequence[int] | None = None,
+             token: CancelToken | None = None) -> PatchGrid:
         """The grid with ``rows`` (default: all) computed, and every row computed
         before for the same prompts and answers (``done`` lists them)."""
         if kind not in KINDS:
@@ -196,7 +196,7 @@ class Patcher:
                          int(corrupt_answer), _frozen(clean), _frozen(corrupt))
 
     def cell(self, clean: np.ndarray, corrupt: np.ndarray, kind: str, row: int,
-             column: int, token: Optional[CancelToken] = None
+             column: int, token: CancelToken | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
         """Next-token probabilities (T, V) of the corrupted run with one cell patched,
         and of the corrupted run unpatched."""

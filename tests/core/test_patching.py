@@ -120,7 +120,7 @@ def test_patching_the_clean_run_into_itself_changes_nothing(lm, pair):
 def test_the_whole_first_stream_patched_gives_the_clean_output(lm, pair):
     import torch
 
-    c, x, a, b = pair
+    c, x, _, _ = pair
     p = lm._patcher()
     clean, corrupt = p._run(c), p._run(x)
     site = p._model().stream_sites[0]
