@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lens-target", metavar="WORD",
                    help="with --lens: colour the lens by this word's probability (its "
                         "first token), e.g. \" Paris\"")
+    p.add_argument("--heads", action="store_true",
+                   help="open the overview of every attention head (Analyse › Every "
+                        "head…) before the screenshot; with --importance it maps the "
+                        "accuracy lost per head")
+    p.add_argument("--task", metavar="NAME",
+                   help="evaluate a language model on this task: induction, names or "
+                        "text (smollm2-135m)")
     p.add_argument("--ablate", action="append", default=[], metavar="SITE:UNITS",
                    help="switch units off, e.g. conv2:3,7 (repeatable)")
     p.add_argument("--mode", choices=("zero", "mean"), default="zero",
@@ -137,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                            lens=args.lens or bool(args.lens_target),
                            lens_target=args.lens_target or "",
                            layer_map=args.map, unit=unit, look_for=args.look_for,
-                           size=size, patch=patch, answers=answers), session)
+                           size=size, patch=patch, answers=answers, heads=args.heads,
+                           task=args.task or ""), session)
     finally:
         if isinstance(session, RemoteSession):
             session.close()

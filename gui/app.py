@@ -58,6 +58,10 @@ class Options:
     #: screenshot (``--patch``); ``answers``: (clean, corrupt) answer texts or None.
     patch: Optional[tuple[str, str]] = None
     answers: Optional[tuple[str, str]] = None
+    #: Analyse › Every head… before the screenshot (``--heads``); the language-model
+    #: task to evaluate on (``--task``).
+    heads: bool = False
+    task: str = ""
 
 
 def configure_pyqtgraph() -> None:

@@ -25,6 +25,7 @@ from gui.lessons_panel import LessonsPanel
 from gui.prediction_presenter import PredictionPresenter
 from gui.input_panel import InputPanel
 from gui.message_bar import MessageBar
+from gui.heads_dock import HeadsController
 from gui.patching_dock import PatchingController
 from gui.model_tree import ModelTreePanel
 from gui.settings import AppSettings
@@ -209,6 +210,7 @@ class MainWindow(QMainWindow):
         self.unit_page_dock.visibilityChanged.connect(self._on_unit_page_visibility)
         # The Analyse menu: importance of any layer, probes, the map of a layer.
         self.analysis = AnalysisController(self)
+        self.heads = HeadsController(self)  # Analyse › Every head…
         self.lens = LensController(self)  # Analyse › Logit lens
         self.patching = PatchingController(self)  # Analyse › Activation patching…
         if hasattr(self, "unit_pages"):  # double-clicked bars open the unit's page

@@ -49,6 +49,8 @@ class Script(QObject):
     def _plan(self) -> list:
         opts, wb = self.options, self.window.workbench
         steps = []
+        if getattr(opts, "task", ""):  # first: choosing a task re-installs the data
+            steps.append(lambda: self.window.heads.use_task(opts.task))
         if opts.lesson:
             steps.append(lambda: self.window.lessons.open(opts.lesson))
             if opts.steps:
@@ -59,8 +61,11 @@ class Script(QObject):
             steps.append(lambda: wb.open_file(opts.file))
         if opts.ablations or (opts.smoke_test and not opts.file):
             steps.append(lambda: wb.set_ablations(opts.ablations or (self._first_unit(),)))
-        if opts.importance:
-            steps.append(self._importance)
+        heads = getattr(opts, "heads", False)
+        if heads:
+            steps.append(self.window.heads.open)
+        if opts.importance:  # with --heads: every head of every layer
+            steps.append(wb.measure_importance if heads else self._importance)
         if opts.unit:
             steps.append(self._unit_page)
             if opts.look_for:
