@@ -15,9 +15,10 @@ from typing import Optional
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 from core.errors import MechscopeError
+from gui.analysis_menu import SHORT_WINDOW
 from gui.views.logit_lens_view import LogitLensView
 from gui.worker import UnexpectedError
 
@@ -67,6 +68,7 @@ class LensController(QObject):
         self.word = ""
         #: What the lens drawn (or being read) was asked for: (prompt, ablations, word).
         self._asked: Optional[tuple] = None
+        self._placed = False
         wb = self.workbench
         self.action.triggered.connect(lambda: self.open())
         self.view.target_requested.connect(self.set_target)
@@ -81,10 +83,28 @@ class LensController(QObject):
         if word is not None:
             self.view.target.setText(word)
             self.word = word
+        self._place()
         self.analysis.show_dock(self.dock)
-        height = int(DOCK_SHARE * self.window.height())
-        self.window.resizeDocks([self.dock], [height], Qt.Orientation.Vertical)
+        window = self.window
+        if window.dockWidgetArea(self.dock) == Qt.DockWidgetArea.BottomDockWidgetArea:
+            window.resizeDocks([self.dock], [int(DOCK_SHARE * window.height())],
+                               Qt.Orientation.Vertical)
+        else:
+            window.resizeDocks([self.dock], [int(DOCK_SHARE * window.width())],
+                               Qt.Orientation.Horizontal)
         self.refresh(force=True)
+
+    def _place(self) -> None:
+        """In a short window the bottom area keeps ~140 px (the layer view keeps its
+        own): 31 rows would be 3 px each. The lens then opens as a tab beside the model
+        tree, which has the window's height, once — where the user moves it stays."""
+        window = self.window
+        if self._placed or self.dock.isVisible():
+            return
+        self._placed = True
+        model = window.findChild(QDockWidget, "Model")
+        if window.height() < SHORT_WINDOW and model is not None:
+            window.tabifyDockWidget(model, self.dock)
 
     @Slot(str)
     def set_target(self, word: str) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QBoxLayout, QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit,
                                QListWidget, QVBoxLayout, QWidget)
 
 from gui.views.imaging import SEQUENTIAL, ValueImageItem
@@ -26,7 +26,10 @@ HINT = "Hover a cell for its top 5 · click it for its top 10 · wheel to zoom i
 TOP, TARGET = "top", "target"
 #: Above this probability the viridis colour is light: the cell's text is drawn dark.
 LIGHT = 0.6
-SIDE_WIDTH = 220
+SIDE_WIDTH = 175
+#: Narrower than this, the side column sits under the heat map, this tall.
+NARROW, SIDE_HEIGHT = 640, 180
+QWIDGETSIZE_MAX = (1 << 24) - 1
 
 
 def position_labels(pieces: Sequence[str]) -> list[str]:
@@ -61,7 +64,9 @@ class RowAxis(TokenAxis):
         n = len(self.tokens)
         self.setTicks([[(i + 0.5, self.tokens[i]) for i in reversed(range(n))]])
         metrics = self._metrics()
-        self._updateMaxTextSize(max((metrics.horizontalAdvance(t) for t in self.tokens),
+        # A little more than the widest label: pyqtgraph's own offset clipped the
+        # output's label by a letter.
+        self._updateMaxTextSize(max((metrics.horizontalAdvance(t) + 8 for t in self.tokens),
                                     default=0))
 
 
@@ -74,7 +79,7 @@ class CellText(pg.GraphicsObject):
         self.texts: list[list[str]] = []
         self.light = np.zeros((0, 0), bool)
         self.font = QFont()
-        self.font.setPointSize(8)
+        self.font.setPointSize(7)
 
     def set_cells(self, texts: list[list[str]], light: np.ndarray) -> None:
         self.prepareGeometryChange()
@@ -145,7 +150,7 @@ class LogitLensView(QWidget):
         self.plot.addItem(self.cells)
         self.mark = pg.PlotDataItem(pen=pg.mkPen("#ff3b30", width=2))
         self.plot.addItem(self.mark)
-        self.bar = pg.ColorBarItem(values=(0, 1), interactive=False, width=12,
+        self.bar = pg.ColorBarItem(values=(0, 1), interactive=False, width=10,
                                    colorMap=pg.colormap.get(SEQUENTIAL))
         self.bar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
         self.hover = ElidedLabel(HINT)
@@ -159,9 +164,11 @@ class LogitLensView(QWidget):
                                "“ Paris” (␣Paris) is the word after a space. Enter: apply; "
                                "empty: no target.")
         self.colour = QComboBox()
-        self.colour.addItem("top token's probability", TOP)
-        self.colour.addItem("target's probability", TARGET)
-        self.substeps = QCheckBox("Show sub-steps (after attention)")
+        self.colour.addItem("top token", TOP)
+        self.colour.addItem("target", TARGET)
+        self.colour.setToolTip("Colour each cell by the probability of its top token, or "
+                               "of the target token")
+        self.substeps = QCheckBox("Sub-steps")
         self.substeps.setToolTip("Each block's stream after its attention as well as "
                                  "after its MLP")
         self.top_title = QLabel("Click a cell for its top 10.")
@@ -192,15 +199,38 @@ class LogitLensView(QWidget):
         column.addWidget(self.caption)
         column.addWidget(self.top_title)
         column.addWidget(self.top_list, 1)
-        body = QHBoxLayout()
-        body.setContentsMargins(0, 0, 0, 0)
-        body.addWidget(self.plot, 1)
-        body.addWidget(side_panel(side, SIDE_WIDTH))
+        self.body = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self.body.setContentsMargins(0, 0, 0, 0)
+        self.body.addWidget(self.plot, 1)
+        self.side = side_panel(side, SIDE_WIDTH)
+        self.body.addWidget(self.side)
+        body = self.body
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.setSpacing(2)
         layout.addLayout(body, 1)
         layout.addWidget(self.hover)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit_side()
+
+    def _fit_side(self) -> None:
+        """A narrow lens (a tab beside the model tree in a short window) keeps its width
+        for the positions: the side column goes under the heat map."""
+        narrow = self.width() < NARROW
+        if narrow == (self.body.direction() == QBoxLayout.Direction.TopToBottom):
+            return
+        if narrow:
+            self.body.setDirection(QBoxLayout.Direction.TopToBottom)
+            self.side.setMinimumWidth(0)
+            self.side.setMaximumWidth(QWIDGETSIZE_MAX)
+            self.side.setFixedHeight(SIDE_HEIGHT)
+        else:
+            self.body.setDirection(QBoxLayout.Direction.LeftToRight)
+            self.side.setMinimumHeight(40)
+            self.side.setMaximumHeight(QWIDGETSIZE_MAX)
+            self.side.setFixedWidth(SIDE_WIDTH)
 
     # --- what the controller says -------------------------------------------------------
     def show_message(self, text: str) -> None:
@@ -283,8 +313,9 @@ class LogitLensView(QWidget):
         self.cells.set_cells(texts, values > LIGHT)
         self.row_axis.set_tokens([self.row_label(r) for r in self.shown])
         self.position_axis.set_tokens(position_labels(self.pieces))
-        what = "target's" if self.colour.currentData() == TARGET else "top token's"
-        self.plot.setLabel("bottom", f"position: token (colour: the {what} probability)")
+        what = "target" if self.colour.currentData() == TARGET else "top token"
+        self.plot.setLabel("bottom", "position")
+        self.bar.axis.setLabel(f"probability of the {what}")
         self._mark()
 
     def _mark(self) -> None:

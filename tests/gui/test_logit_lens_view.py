@@ -98,3 +98,27 @@ def test_a_message_replaces_the_lens(view):
     assert view.lens is None and view.top_list.count() == 0
     assert view.caption.text() == "The logit lens needs a language model."
     assert view.row_axis.tokens == []
+
+
+def test_a_narrow_lens_puts_its_side_column_under_the_map(qtbot, view):
+    from PySide6.QtWidgets import QBoxLayout
+
+    assert view.body.direction() == QBoxLayout.Direction.LeftToRight
+    view.resize(450, 600)
+    qtbot.waitUntil(lambda: view.body.direction() == QBoxLayout.Direction.TopToBottom)
+    qtbot.waitUntil(lambda: view.side.width() > 400 and view.plot.width() > 400)
+    view.resize(1100, 520)
+    qtbot.waitUntil(lambda: view.body.direction() == QBoxLayout.Direction.LeftToRight)
+
+
+def test_a_word_of_several_tokens_targets_its_first(lenses):
+    from gui.lens_dock import read_lens
+
+    session = Session()
+    session.open_model("smollm2-135m")
+    word = " antidisestablishmentarianism"
+    ids = smollm.encode(word)
+    assert len(ids) > 1
+    lens, prompt, note = read_lens(session, smollm.encode("I am"), 0, word, ())
+    assert lens.target == ids[0] and list(prompt) == list(smollm.encode("I am"))
+    assert note == f"“{word}” is {len(ids)} tokens; its first is the target."
