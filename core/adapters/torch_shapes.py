@@ -1,15 +1,20 @@
-"""Every module's output shape, for the model tree, without computing any values.
+"""Every module's output shape, for the model tree, without the cost of a forward pass.
 
-A real forward pass of SmolLM2 over a dummy batch costs ~0.4 s; the same pass on the
-meta device (tensors with a shape and no data) follows the same code and costs
-milliseconds. Models whose forward does something the meta device cannot (reads a
-value with ``.item()``, mixes in a CPU tensor it made itself) fall back to the real
-pass; the fallback is logged so a slow open can be traced to it.
+A real forward pass of SmolLM2 over a dummy batch costs ~0.4 s. The shape pass runs
+the same code over zeros but skips what cannot change a shape:
 
-Even on the meta device an elementwise op costs ~0.2 ms (its shape rule is Python), so
-30 Llama blocks take ~0.5 s. A block that is built like one already seen (same class,
-settings and weight shapes) and gets an input of the same shape gives the same shapes,
-so the pass runs the first such block only and copies its shapes to the others.
+- a block built like one already run (same classes, settings and weight shapes) that
+  gets an input of the same shape gives the same shapes, so only the first of
+  SmolLM's 30 blocks runs and the others copy its shapes;
+- ``nn.Linear`` and ``nn.Embedding`` return zeros of the shape they would produce
+  (their matrix products are most of the time: the 49,152-way unembedding alone is a
+  third of SmolLM's forward).
+
+(The meta device was tried first: its shape rules are Python, ~0.2 ms an op, and its
+first use in a process imports ``torch._dynamo``, 1–3 s.)
+
+A model whose forward the shape pass cannot run falls back to a real forward pass;
+the fallback is logged so a slow open can be traced to it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ import logging
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call
 
 log = logging.getLogger(__name__)
 
@@ -31,51 +35,36 @@ BATCH = 2
 def output_shapes(model: nn.Module, input_shape: tuple[int, ...],
                   dtype: np.dtype) -> dict[str, tuple[int, ...]]:
     """``{module name: output shape without the batch axis}`` for every named module
-    whose output is a batched tensor; the meta pass where it works, else a real one."""
+    whose output is a batched tensor; the shape pass where it runs, else a real one."""
     try:
-        return meta_shapes(model, input_shape, dtype)
+        return shape_pass(model, input_shape, dtype)
     except Exception as exc:  # noqa: BLE001 — any failure has the real pass to fall back on
         log.info("shape-only pass of %s failed (%s: %s); running a real forward pass",
                  type(model).__name__, type(exc).__name__, exc)
         return real_shapes(model, input_shape, dtype)
 
 
-def meta_shapes(model: nn.Module, input_shape: tuple[int, ...],
-                dtype: np.dtype) -> dict[str, tuple[int, ...]]:
-    """The shapes from a forward pass on the meta device: the model's own weights stay
-    where they are; meta stand-ins of the same shapes take their place for the pass,
-    and tensors the forward creates itself land on the meta device too."""
-    with torch.device("meta"):
-        stand_ins = {name: torch.empty_like(t, device="meta")
-                     for name, t in _tensors(model)}
-        x = torch.zeros((BATCH, *input_shape), dtype=_torch_dtype(dtype))
-        shapes: dict[str, tuple[int, ...]] = {}
-        with _repeats_skipped(model, shapes):
-            return _hooked(model, lambda: functional_call(model, stand_ins, (x,),
-                                                          tie_weights=False, strict=True),
-                           shapes)
+def shape_pass(model: nn.Module, input_shape: tuple[int, ...],
+               dtype: np.dtype) -> dict[str, tuple[int, ...]]:
+    """The shapes from a forward pass that skips repeated blocks and the work of
+    linear and embedding layers (see the module's doc)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    with _shortcuts(model, shapes):
+        return _hooked(model, _zeros(input_shape, dtype), shapes)
 
 
 def real_shapes(model: nn.Module, input_shape: tuple[int, ...],
                 dtype: np.dtype) -> dict[str, tuple[int, ...]]:
-    """The shapes from a real forward pass over zeros (the slow path the meta pass
+    """The shapes from a real forward pass over zeros (the slow path the shape pass
     must agree with)."""
-    x = torch.zeros((BATCH, *input_shape), dtype=_torch_dtype(dtype))
-    return _hooked(model, lambda: model(x))
+    return _hooked(model, _zeros(input_shape, dtype), {})
 
 
-def _tensors(model: nn.Module):
-    # Tied weights appear under each name, so each name gets its stand-in.
-    yield from model.named_parameters(remove_duplicate=False)
-    yield from model.named_buffers(remove_duplicate=False)
+def _zeros(input_shape: tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
+    return torch.from_numpy(np.zeros((BATCH, *input_shape), dtype=np.dtype(dtype)))
 
 
-def _torch_dtype(dtype: np.dtype) -> torch.dtype:
-    return torch.from_numpy(np.zeros(0, dtype=np.dtype(dtype))).dtype
-
-
-def _hooked(model: nn.Module, forward, shapes=None) -> dict[str, tuple[int, ...]]:
-    shapes = {} if shapes is None else shapes
+def _hooked(model: nn.Module, x: torch.Tensor, shapes: dict) -> dict[str, tuple[int, ...]]:
     handles = []
 
     def hook(name):
@@ -89,26 +78,49 @@ def _hooked(model: nn.Module, forward, shapes=None) -> dict[str, tuple[int, ...]
             if name:
                 handles.append(module.register_forward_hook(hook(name)))
         with torch.inference_mode():
-            forward()
+            model(x)
     finally:
         for h in handles:
             h.remove()
     return shapes
 
 
+def _linear(module: nn.Linear):
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != module.in_features:  # the error the real layer would raise
+            raise RuntimeError(f"Linear expects {module.in_features} features, "
+                               f"got {x.shape[-1]}")
+        return torch.zeros((*x.shape[:-1], module.out_features),
+                           dtype=torch.result_type(x, module.weight))
+    return forward
+
+
+def _embedding(module: nn.Embedding):
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if x.is_floating_point():
+            raise RuntimeError("Embedding expects integer indices")
+        return torch.zeros((*x.shape, module.embedding_dim), dtype=module.weight.dtype)
+    return forward
+
+
 _PLAIN = (int, float, str, bool, type(None))
 
 
-def _signature(module: nn.Module) -> tuple:
-    """What decides a module's output shapes besides its input: its classes, their
-    public settings (``in_features``, ``group`` …) and its weight shapes."""
-    parts = []
-    for name, m in module.named_modules():
-        settings = tuple(sorted((k, v) for k, v in vars(m).items()
+def _signature(module: nn.Module, known: dict) -> tuple:
+    """What decides a module's output shapes besides its input: its class, its public
+    settings (``in_features``, ``group`` …), its weight shapes and, likewise, its
+    children's; ``known`` holds those already made (each module is visited once)."""
+    sig = known.get(id(module))
+    if sig is None:
+        settings = tuple(sorted((k, v) for k, v in vars(module).items()
                                 if not k.startswith("_") and isinstance(v, _PLAIN)))
-        parts.append((name, type(m), settings))
-    parts += [(n, tuple(t.shape), t.dtype) for n, t in _tensors(module)]
-    return tuple(parts)
+        tensors = tuple((n, tuple(t.shape), t.dtype)
+                        for n, t in (*module._parameters.items(), *module._buffers.items())
+                        if t is not None)
+        children = tuple((n, _signature(c, known)) for n, c in module._modules.items()
+                         if c is not None)
+        sig = known[id(module)] = (type(module), settings, tensors, children)
+    return sig
 
 
 def _arg_key(args: tuple, kwargs: dict):
@@ -125,10 +137,12 @@ def _arg_key(args: tuple, kwargs: dict):
     return tuple(key), tuple(sorted(kwargs))
 
 
-class _repeats_skipped:
-    """While active, a container module whose signature and input shapes match one
-    already run returns an empty meta tensor of the recorded output shape, and the
-    shapes recorded inside the first one are copied under its own name."""
+class _shortcuts:
+    """While active: linear and embedding layers (exactly those classes, not
+    subclasses that may do more) return zeros of their output's shape, and a container
+    whose signature and input shapes match one already run returns zeros of the
+    recorded output shape while the shapes recorded inside the first one are copied
+    under its own name."""
 
     def __init__(self, model: nn.Module, shapes: dict) -> None:
         self.model, self.shapes = model, shapes
@@ -136,10 +150,18 @@ class _repeats_skipped:
         self.patched: list[tuple[nn.Module, object]] = []
 
     def __enter__(self):
+        known: dict = {}
         for name, module in self.model.named_modules():
-            if name and next(module.children(), None) is not None:
-                self.patched.append((module, module.__dict__.get("forward")))
-                module.forward = self._wrap(name, module, _signature(module))
+            if type(module) is nn.Linear:
+                forward = _linear(module)
+            elif type(module) is nn.Embedding:
+                forward = _embedding(module)
+            elif name and next(module.children(), None) is not None:
+                forward = self._repeat(name, module, _signature(module, known))
+            else:
+                continue
+            self.patched.append((module, module.__dict__.get("forward")))
+            module.forward = forward
         return self
 
     def __exit__(self, *exc) -> None:
@@ -149,7 +171,7 @@ class _repeats_skipped:
             else:
                 module.forward = own
 
-    def _wrap(self, name: str, module: nn.Module, signature: tuple):
+    def _repeat(self, name: str, module: nn.Module, signature: tuple):
         run, shapes, memo = module.forward, self.shapes, self.memo
         prefix = name + "."
 
@@ -159,7 +181,7 @@ class _repeats_skipped:
             if hit is not None:
                 inner, shape, dtype = hit
                 shapes.update({prefix + k: v for k, v in inner.items()})
-                return torch.empty(shape, dtype=dtype, device="meta")
+                return torch.zeros(shape, dtype=dtype)
             out = run(*args, **kwargs)
             if inputs is not None and isinstance(out, torch.Tensor):
                 inner = {k[len(prefix):]: v for k, v in shapes.items() if k.startswith(prefix)}

