@@ -365,7 +365,7 @@ class RemoteSession(SessionAPI):
             return
         if method in _STATE_CALLS:
             self._journal = [call]
-        elif method == "use_dataset":
+        elif method in ("use_dataset", "use_task"):  # the data the model is evaluated on
             self._journal = self._journal[:1] + [call]
         elif method == "lesson_start":
             self._lesson = [call]

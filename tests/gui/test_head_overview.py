@@ -80,9 +80,27 @@ def test_every_head_in_the_window(qtbot, twindow):
     assert twindow.attention_view.selected == 1
 
 
+@pytest.fixture
+def lm_window(qtbot, compute):
+    """SmolLM2 in the real window on the compute process (a longer wait than
+    make_window's: the model's first evaluation is a dozen forwards on 2 cores)."""
+    from gui.app import configure_pyqtgraph
+    from gui.main_window import MainWindow
+
+    configure_pyqtgraph()
+    window = MainWindow(compute)
+    qtbot.addWidget(window)
+    window.workbench.layer = "block3.attn"
+    window.show()
+    with qtbot.waitSignal(window.accuracy_panel.updated, timeout=WAIT):
+        window.workbench.open_model("smollm2-135m")
+    yield window
+    window.close()
+
+
 @pytest.mark.skipif(not smollm.available(), reason="the smollm extra is not installed")
-def test_smollm_tasks_and_heads_through_the_compute_process(qtbot, make_window):
-    window = make_window("smollm2-135m", layer="block3.attn")
+def test_smollm_tasks_and_heads_through_the_compute_process(qtbot, lm_window):
+    window = lm_window
     heads, wb = window.heads, window.workbench
     heads.open()
     qtbot.waitUntil(lambda: heads.view.scores is not None, timeout=WAIT)
