@@ -127,11 +127,12 @@ def _gguf_names() -> dict[str, str]:
 def read_gguf(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """Every tensor of the GGUF as float32 under this module's names, and the tokenizer
     fields (``tokens``, ``merges``, ``token_type``). Reads data only."""
-    from gguf import GGUFReader
     from gguf.quants import dequantize
 
-    reader = GGUFReader(str(path))
-    arch = reader.fields["general.architecture"].contents()
+    from core.zoo.gguf_file import GGUFFile
+
+    reader = GGUFFile(path)  # gguf's own GGUFReader spends ~5 s on the header
+    arch = reader.fields["general.architecture"]
     if arch != "llama":
         raise ValueError(f"{path.name} holds a {arch!r} model, not a Llama.")
     names = _gguf_names()
@@ -140,14 +141,14 @@ def read_gguf(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         name = names.get(tensor.name)
         if name is None:
             raise ValueError(f"{path.name} has an unexpected tensor {tensor.name!r}.")
-        w = np.asarray(dequantize(tensor.data, tensor.tensor_type), np.float32)
+        w = np.asarray(dequantize(tensor.data, tensor.ggml_type), np.float32)
         if tensor.name.endswith("attn_q.weight"):
             w = _unpermute(w, HEADS)
         elif tensor.name.endswith("attn_k.weight"):
             w = _unpermute(w, KV_HEADS)
         state[name] = np.ascontiguousarray(w)
     state["unembed.weight"] = state["embed.tok.weight"]  # tied embeddings
-    fields = {key: reader.fields[f"tokenizer.ggml.{key}"].contents()
+    fields = {key: list(reader.fields[f"tokenizer.ggml.{key}"])
               for key in ("tokens", "merges", "token_type")}
     return state, fields
 
