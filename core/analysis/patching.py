@@ -27,8 +27,9 @@ from core.lm_values import PatchGrid
 from core.paths import resource_path
 
 KINDS = ("resid", "heads")
-#: Pairs of prompts whose runs and grids are kept (a run of 64 tokens is ~9 MB).
-KEEP = 4
+#: Pairs of prompts whose runs and grids are kept (a run of 64 tokens is ~22 MB:
+#: its streams, head outputs and logits).
+KEEP = 2
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ class Patcher:
             self._grids[key] = (np.full((len(sites), len(columns)), np.nan), set())
             while len(self._grids) > 2 * KEEP:
                 self._grids.popitem(last=False)
+        self._grids.move_to_end(key)
         raw, done = self._grids[key]
         wanted = range(len(sites)) if rows is None else rows
         todo = [int(r) for r in dict.fromkeys(wanted) if int(r) not in done]

@@ -28,11 +28,13 @@ from PySide6.QtWidgets import (
 )
 
 from gui.views.imaging import DIVERGING, ValueImageItem
-from gui.views.labels import ElidedLabel, TokenAxis, titled
+from gui.views.labels import ElidedLabel, TokenAxis, side_panel
 
 KINDS = ("resid", "heads")
 TITLES = {"resid": "Residual stream: layer × position",
           "heads": "Heads: layer × head"}
+#: The words-and-buttons column's width (px).
+SIDE_WIDTH = 330
 #: Widest position label ("13: ␣Colosseum" shortened past this).
 LABEL_CHARS = 14
 #: Cells not computed yet.
@@ -100,8 +102,8 @@ class GridPlot(QWidget):
         self.kind = kind
         self.title = ElidedLabel(TITLES[kind])
         self.title.setStyleSheet("font-weight: bold;")
-        self.left, self.bottom = LabelAxis("left", 8), LabelAxis("bottom", 8)
-        self.top = LabelAxis("top", 8)
+        self.left, self.bottom = LabelAxis("left", 8), LabelAxis("bottom", 7)
+        self.top = LabelAxis("top", 7)
         self.plot = pg.PlotWidget(axisItems={"left": self.left, "bottom": self.bottom,
                                              "top": self.top})
         self.plot.showAxis("top", kind == "resid")
@@ -173,37 +175,28 @@ class PatchingView(QWidget):
         self.clean_answer, self.corrupt_answer = QLineEdit(), QLineEdit()
         for edit in (self.clean_answer, self.corrupt_answer):
             edit.setPlaceholderText("the model's top prediction")
-            edit.setMaximumWidth(260)
-        self.clean.setPlaceholderText("clean prompt, e.g. The Eiffel Tower is in the city of")
-        self.corrupt.setPlaceholderText("corrupted prompt, the same number of tokens")
+        self.clean.setPlaceholderText("e.g. The Eiffel Tower is in the city of")
+        self.corrupt.setPlaceholderText("the same number of tokens")
         self.run_button = QPushButton("Run")
         self.run_button.setDefault(True)
         self.cancel_button = QPushButton("Stop")
         self.cancel_button.setEnabled(False)
+        # The words and buttons in a side column, the maps beside it at full height:
+        # 31 rows need the dock's height more than the prompts do.
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.setVerticalSpacing(2)
-        top = QHBoxLayout()
-        top.addWidget(self.example, 1)
-        top.addWidget(self.run_button)
-        top.addWidget(self.cancel_button)
-        form.addRow("Example", top)
-        for label, prompt, answer in (("Clean", self.clean, self.clean_answer),
-                                      ("Corrupted", self.corrupt, self.corrupt_answer)):
-            row = QHBoxLayout()
-            row.addWidget(prompt, 1)
-            row.addWidget(QLabel("answer"))
-            row.addWidget(answer)
-            form.addRow(label, row)
+        form.addRow("Example", self.example)
+        form.addRow("Clean", self.clean)
+        form.addRow("  answer", self.clean_answer)
+        form.addRow("Corrupted", self.corrupt)
+        form.addRow("  answer", self.corrupt_answer)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        form.addRow(buttons)
         self.message = QLabel(EMPTY)
         self.message.setWordWrap(True)
-        self.resid = GridPlot("resid", self._on_click, self._on_hover)
-        self.heads = GridPlot("heads", self._on_click, self._on_hover)
-        self.bar = pg.GraphicsLayoutWidget()
-        self.bar.setFixedWidth(70)
-        self.colour_bar = pg.ColorBarItem(values=(-1, 1), colorMap=pg.colormap.get(DIVERGING),
-                                          interactive=False, width=12, label="restored")
-        self.bar.addItem(self.colour_bar)
         self.cell_title = QLabel("Click a cell: the prediction at the last position, "
                                  "corrupted vs. patched.")
         self.cell_title.setWordWrap(True)
@@ -211,28 +204,47 @@ class PatchingView(QWidget):
         self.table.setHorizontalHeaderLabels(("corrupted run", "patched"))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(20)
         self.table.horizontalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.Stretch)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        cell = titled(self.cell_title, self.table)
-        cell.setMinimumWidth(230)
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height()
+                                  + TOP * 20 + 4)
+        column = QWidget()
+        side = QVBoxLayout(column)
+        side.setContentsMargins(0, 0, 4, 0)
+        side.setSpacing(4)
+        side.addLayout(form)
+        side.addWidget(self.message)
+        side.addWidget(self.cell_title)
+        side.addWidget(self.table)
+        side.addStretch(1)
+        self.side = side_panel(column, SIDE_WIDTH)
+        self.resid = GridPlot("resid", self._on_click, self._on_hover)
+        self.heads = GridPlot("heads", self._on_click, self._on_hover)
+        self.bar = pg.GraphicsLayoutWidget()
+        self.bar.setFixedWidth(70)
+        self.colour_bar = pg.ColorBarItem(values=(-1, 1), colorMap=pg.colormap.get(DIVERGING),
+                                          interactive=False, width=12, label="restored")
+        self.bar.addItem(self.colour_bar)
         plots = QSplitter(Qt.Orientation.Horizontal)
         plots.addWidget(self.resid)
         plots.addWidget(self.heads)
-        plots.addWidget(self.bar)
-        plots.addWidget(cell)
-        plots.setStretchFactor(0, 8)
-        plots.setStretchFactor(1, 3)
-        plots.setStretchFactor(2, 0)
-        plots.setStretchFactor(3, 2)
+        plots.setStretchFactor(0, 3)
+        plots.setStretchFactor(1, 1)
+        plots.setSizes([600, 200])
         self.splitter = plots
+        body = QHBoxLayout()
+        body.setSpacing(4)
+        body.addWidget(self.side)
+        body.addWidget(plots, 1)
+        body.addWidget(self.bar)
         self.hover = ElidedLabel(HINT)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(3)
-        layout.addLayout(form)
-        layout.addWidget(self.message)
-        layout.addWidget(plots, 1)
+        layout.addLayout(body, 1)
         layout.addWidget(self.hover)
         self.example.currentIndexChanged.connect(self._on_example)
         self.run_button.clicked.connect(self._on_run)
@@ -261,10 +273,11 @@ class PatchingView(QWidget):
 
     def set_prompts(self, clean: str, corrupt: str, clean_answer: str = "",
                     corrupt_answer: str = "") -> None:
-        self.clean.setText(clean)
-        self.corrupt.setText(corrupt)
-        self.clean_answer.setText(clean_answer)
-        self.corrupt_answer.setText(corrupt_answer)
+        for edit, text in ((self.clean, clean), (self.corrupt, corrupt),
+                           (self.clean_answer, clean_answer),
+                           (self.corrupt_answer, corrupt_answer)):
+            edit.setText(text)
+            edit.setCursorPosition(0)  # the prompt's start, not its end, in view
 
     def _on_run(self) -> None:
         self.run_requested.emit(self.clean.text(), self.corrupt.text(),

@@ -79,10 +79,10 @@ def test_examples_fill_the_prompts_and_editing_a_prompt_clears_its_answer(view, 
     assert (view.clean.text(), view.corrupt_answer.text()) == ("A b", " c")
     sent = []
     view.run_requested.connect(lambda *a: sent.append(a))
-    qtbot.keyClicks(view.clean, "x")
+    qtbot.keyClicks(view.clean, "x")  # typed at the start: the prompt shows its start
     assert view.clean_answer.text() == "" and view.corrupt_answer.text() == " c"
     view.run_button.click()
-    assert sent == [("A bx", "A c", "", " c")]
+    assert sent == [("xA b", "A c", "", " c")]
     view.find_example("nothing", "bundled")
     assert view.example.currentText() == "Your own prompts"
 
