@@ -14,6 +14,22 @@ from gui.views.imaging import DIVERGING, ValueImageItem, levels_for
 from gui.views.labels import ElidedLabel, TokenAxis
 from gui.views.unit_menu import UnitPageRequests
 
+#: A language model's residual stream has a few features (and its first token) hundreds
+#: of times larger than the rest (SmolLM2's block4: ±647 against a 99th percentile of
+#: 10): scaled to them, every other value is white. Where the largest value exceeds this
+#: many times the 99th percentile, the colours saturate there instead.
+OUTLIER_RATIO = 4.0
+
+
+def robust_levels(values: np.ndarray) -> tuple[tuple[float, float], bool]:
+    """Symmetric colour levels, and whether a few outliers were left saturated."""
+    lo, hi = levels_for(values, DIVERGING)
+    typical = float(np.percentile(np.abs(values), 99)) if values.size else 0.0
+    if typical > 0 and hi > OUTLIER_RATIO * typical:
+        return (-typical, typical), True
+    return (lo, hi), False
+
+
 HINT = ("Ctrl+click (or Shift+click) a column to switch that feature off · double-click: "
         "what does it do?")
 
@@ -70,7 +86,7 @@ class SequenceView(QWidget):
         self.values = np.ascontiguousarray(values, dtype=np.float32)
         self.image.values = self.values
         self.hover.setText(HINT)  # the old read-out named another layer or old values
-        levels = levels_for(self.values, DIVERGING)
+        levels, clipped = robust_levels(self.values)
         self.image.setImage(self.values, levels=levels)
         self.bar.setLevels(levels)
         self.token_axis.set_tokens(self.tokens)
@@ -81,7 +97,11 @@ class SequenceView(QWidget):
         self.off.setData(x=np.array(off) + 0.5, y=np.full(len(off), -0.6))
         self.plot.getViewBox().enableAutoRange(enable=True)
         t, f = self.values.shape
-        self.title.setText(f"{site} — {t} tokens × {f} features · {len(off)} switched off")
+        largest = float(np.abs(self.values).max()) if self.values.size else 0.0
+        saturated = (f" · colours saturate at ±{levels[1]:.3g} (largest {largest:.3g})"
+                     if clipped else "")
+        self.title.setText(f"{site} — {t} tokens × {f} features · {len(off)} switched off"
+                           f"{saturated}")
         self.drawn.emit(site)
 
     def numbers(self) -> tuple[tuple[str, ...], list]:
