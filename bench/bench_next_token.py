@@ -28,14 +28,18 @@ SITE = "block4.attn.pattern"
 PROMPTS = ("The capital of France is", "The quick brown fox jumps over the lazy dog.")
 
 
-def _median(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _medians(fns, repeats: int) -> list[float]:
+    """Median seconds of each function, timed in turn within every repeat, so a change
+    in the machine's load (other jobs on 2 shared cores) hits all of them alike."""
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, out in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -56,9 +60,9 @@ def main() -> None:
             def plain():
                 local.adapter.run(x)
 
-            t_plain = _median(plain, args.repeats)
-            t_local = _median(lambda: local.capture(ids, (SITE,)), args.repeats)
-            t_remote = _median(lambda: remote.capture(ids, (SITE,)), args.repeats)
+            t_plain, t_local, t_remote = _medians(
+                (plain, lambda: local.capture(ids, (SITE,)),
+                 lambda: remote.capture(ids, (SITE,))), args.repeats)
             size = len(pickle.dumps(local.capture(ids, (SITE,)), protocol=5))
             print(f"T={len(ids):>2}  plain forward {1e3 * t_plain:7.1f} ms · capture "
                   f"in-process {1e3 * t_local:7.1f} ms ({t_local / t_plain:4.2f}x) · "

@@ -239,8 +239,11 @@ class Session(SessionAPI):
         if self.info.kind is ModelKind.EMBEDDING:  # a vector, not class scores
             prediction = Embedding(_frozen(result.outputs[0]), _frozen(base[0]))
         else:
-            prediction = Prediction(_frozen(_softmax(result.outputs[0])),
-                                    _frozen(_softmax(base[0])), self.info.class_names)
+            probs = _frozen(_softmax(result.outputs[0]))
+            # Nothing switched off: one array for both, which the pipe to the window
+            # pickles once (a language model's (64, 49,152) is 12.6 MB).
+            baseline = _frozen(_softmax(base[0])) if ablations else probs
+            prediction = Prediction(probs, baseline, self.info.class_names)
         acts = {site: _frozen(arr[0]) for site, arr in result.activations.items()}
         dead = {site: activity.dead for site in sites
                 if (activity := self.unit_activity(site, token)) is not None}
