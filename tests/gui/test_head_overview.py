@@ -4,6 +4,7 @@ process — the task chooser re-evaluates, a click opens that head."""
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from core.analysis.attention import HeadScores
 from core.analysis.evaluate import Sweep
@@ -117,9 +118,14 @@ def test_smollm_tasks_and_heads_through_the_compute_process(qtbot, lm_window):
     assert wb.info.dataset_name == "names (IOI prompts)" and wb.info.dataset_size == 40
     assert window.accuracy_panel.result.score >= 0.9
     qtbot.waitUntil(lambda: heads.view.current_task() == "names", timeout=WAIT)
+    # The data changed: the scores are measured again, over the name prompts.
+    qtbot.waitUntil(lambda: heads.view.scores is not None, timeout=WAIT)
+    assert heads.view.scores.previous_token.shape == (30, 9)
 
+    # The click selects the layer in the tree and keeps the head for its patterns (the
+    # capture itself is covered on the induction transformer above).
     heads.view.click(5, 2)
-    qtbot.waitUntil(lambda: window.attention_view.site == "block5.attn.pattern",
-                    timeout=WAIT)
-    assert window.attention_view.selected == 2 and wb.layer == "block5.attn"
+    assert wb.layer == "block5.attn" and window.attention_view.selected == 2
+    assert window.model_tree.tree.currentItem().data(0, Qt.ItemDataRole.UserRole) == \
+        "block5.attn"
     assert window.message_bar.message() == ""
