@@ -116,6 +116,7 @@ def sweep(model: nn.Sequential, inputs: np.ndarray, labels: np.ndarray, mode: st
                 fill = torch.from_numpy(np.ascontiguousarray(means[site][:, :t_eff]))
             y = _ablated_block(block, x, fill)                  # (H * N, T, D)
             for later in blocks[i + 1:]:
+                check(token)  # the first layer's walk is nine forwards: stay cancellable
                 y = children[later](y)
             scores = _score(children["norm"], children["unembed"], y, len(x), rows_t,
                             cols_t, answers, close_margin)
