@@ -66,3 +66,34 @@ def test_the_induction_circuit(induction):
 def test_dead_fc1_neurons(session):
     _quoted("45 of the 64\n  `fc1` neurons")
     assert len(session.unit_activity("fc1").dead) == 45
+
+
+def test_smollm_figures():
+    """The README's SmolLM2 section (the heads' figures are asserted by
+    tests/gui/test_next_token_view.py, which lesson 5 quotes too)."""
+    import json
+
+    from core.paths import resource_path
+    from core.zoo import smollm
+
+    if not smollm.available():
+        pytest.skip("the smollm extra is not installed")
+    from core import lm_tasks
+
+    _quoted("134,515,008 parameters", "49,152-piece", "from 72 % to about 48 %",
+            "below 20 %", "(16 repeated random sequences)", "(40 name-mover prompts",
+            "at least 90 % right", "3.5 kB of\n  plain English", "seven bundled pairs",
+            "270 heads")
+    s = Session()
+    info = s.open_model("smollm2-135m")
+    assert f"{info.n_params:,}" == "134,515,008"
+    assert len(info.class_names) == 49152 and info.dataset_size == 16
+    assert f"{100 * s.evaluate().score:.0f}" == "72"
+    names = lm_tasks.dataset("smollm2-135m", "names")
+    assert len(names) == 40
+    text = resource_path("data", "smollm_text.txt").read_bytes()
+    assert 3400 <= len(text) < 3600
+    pairs = json.loads(resource_path("data", "patching_examples.json").read_text())
+    assert len(pairs["examples"]) == 7
+    heads = sum(i.n_units for i in info.layers if i.name.endswith(".attn.heads"))
+    assert heads == 270
