@@ -186,8 +186,9 @@ class RemoteSession(SessionAPI):
 
     Start it as early as possible (before importing Qt) so torch loads in parallel.
     ``on_restart(text)`` is told, from the worker thread, when the watchdog starts
-    replacing the process (the call then raises :class:`ComputeRestarted`). ``serves`` names the session class the child runs ("module:Class"),
-    so tests can serve a session whose framework call never returns.
+    replacing the process (the call then raises :class:`ComputeRestarted`).
+    ``serves`` names the session class the child runs ("module:Class"), so tests can
+    serve a session whose framework call never returns.
     """
 
     def __init__(self, on_restart: Optional[Callable[[str], None]] = None,

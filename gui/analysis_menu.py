@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 from core.errors import MechscopeError
 from core.kinds import LayerView
-from gui.docks import make_dock
+from gui.docks import SHORT_WINDOW, make_dock
 from gui.views.importance_view import Bar, ImportanceChartView
 from gui.views.layer_map_view import LayerMapView
 from gui.views.probes_view import ProbesView
@@ -30,8 +30,6 @@ from gui.worker import UnexpectedError
 IMPORTANCE, PROBES, MAP = "unit-importance", "probes", "layer-map"
 #: Head importance: the workbench's key (the attention view's button) too.
 HEADS = "importance"
-#: Windows shorter than this open the layer map beside the model tree, not below.
-SHORT_WINDOW = 800
 
 
 def empty_caption(metric: str) -> str:

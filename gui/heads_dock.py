@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDockWidget, QMainWindow
+from PySide6.QtWidgets import QMainWindow
 
-from gui.analysis_menu import SHORT_WINDOW
+from gui.docks import place_tall_dock
 from gui.views.head_overview_view import HeadOverviewView
 
 SCORES, TASKS, TASK = "head-overview-scores", "lm-tasks", "model"
@@ -71,15 +71,9 @@ class HeadsController(QObject):
                                on_error=self.workbench.report_error)
 
     def _place(self) -> None:
-        """In a short window the bottom area keeps ~140 px: 30 rows would be 4 px each,
-        so the overview opens as a tab beside the model tree (once)."""
-        window = self.window
-        if self._placed or self.dock.isVisible():
-            return
-        self._placed = True
-        model = window.findChild(QDockWidget, "Model")
-        if window.height() < SHORT_WINDOW and model is not None:
-            window.tabifyDockWidget(model, self.dock)
+        if not self._placed:
+            self._placed = True
+            place_tall_dock(self.window, self.dock)
 
     @Slot(str)
     def use_task(self, name: str) -> None:

@@ -15,10 +15,10 @@ from typing import Optional
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow
+from PySide6.QtWidgets import QMainWindow
 
 from core.errors import MechscopeError
-from gui.analysis_menu import SHORT_WINDOW
+from gui.docks import place_tall_dock
 from gui.views.logit_lens_view import LogitLensView
 from gui.worker import UnexpectedError
 
@@ -95,16 +95,9 @@ class LensController(QObject):
         self.refresh(force=True)
 
     def _place(self) -> None:
-        """In a short window the bottom area keeps ~140 px (the layer view keeps its
-        own): 31 rows would be 3 px each. The lens then opens as a tab beside the model
-        tree, which has the window's height, once — where the user moves it stays."""
-        window = self.window
-        if self._placed or self.dock.isVisible():
-            return
-        self._placed = True
-        model = window.findChild(QDockWidget, "Model")
-        if window.height() < SHORT_WINDOW and model is not None:
-            window.tabifyDockWidget(model, self.dock)
+        if not self._placed:
+            self._placed = True
+            place_tall_dock(self.window, self.dock)
 
     @Slot(str)
     def set_target(self, word: str) -> None:

@@ -176,7 +176,9 @@ class Patcher:
             if not 0 <= r < len(sites):
                 raise InputError(f"Row {r} is not in the grid (0..{len(sites) - 1}).")
         answers = (clean_answer, corrupt_answer)
-        stop = (lambda: check(token))
+        def stop() -> None:
+            check(token)
+
         for i, r in enumerate(todo):
             report(token, i / max(len(todo), 1),
                    f"patching {'the residual stream' if kind == 'resid' else 'heads'}: "

@@ -54,8 +54,8 @@ class ElidedLabel(QLabel):
         self.setToolTip(self._full if shown != self._full else "")
 
 
-def short_token(token: str) -> str:
-    return token if len(token) <= TOKEN_CHARS else token[:TOKEN_CHARS - 1] + "…"
+def short_token(token: str, chars: int = TOKEN_CHARS) -> str:
+    return token if len(token) <= chars else token[:chars - 1] + "…"
 
 
 class TokenAxis(pg.AxisItem):
@@ -71,9 +71,12 @@ class TokenAxis(pg.AxisItem):
         self.setStyle(tickTextOffset=2, tickLength=-3)
         self.tokens: list[str] = []
 
+    #: Longest label before it is shortened with "…".
+    chars = TOKEN_CHARS
+
     def set_tokens(self, tokens: Sequence[str]) -> None:
-        self.tokens = [short_token(str(t)) for t in tokens]
-        self.setTicks([[(i + 0.5, t) for i, t in enumerate(self.tokens)]])
+        self.tokens = [short_token(str(t), self.chars) for t in tokens]
+        self.setTicks([[(i + 0.5, t) for i, t in enumerate(self.tokens) if t]])
         # Make room for the labels now: pyqtgraph grows an axis only after drawing text
         # that did not fit, so the first picture (a screenshot, an export) lacked them.
         metrics = self._metrics()

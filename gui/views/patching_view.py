@@ -70,17 +70,7 @@ def limit_for(score: np.ndarray) -> float:
 class LabelAxis(TokenAxis):
     """A token axis with room for "13: ␣Paris" (a plain token axis shortens to 8)."""
 
-    def set_tokens(self, tokens: Sequence[str]) -> None:
-        super().set_tokens([])
-        self.tokens = [t if len(t) <= LABEL_CHARS else t[:LABEL_CHARS - 1] + "…"
-                       for t in map(str, tokens)]
-        self.setTicks([[(i + 0.5, t) for i, t in enumerate(self.tokens) if t]])
-        metrics = self._metrics()
-        if self.orientation in ("left", "right"):
-            size = max((metrics.horizontalAdvance(t) for t in self.tokens), default=0)
-        else:
-            size = metrics.height() if self.tokens else 0
-        self._updateMaxTextSize(int(size))
+    chars = LABEL_CHARS
 
 
 def split_labels(grid, names: Sequence[str]) -> tuple[list[str], list[str]]:
