@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="evaluate a language model on this task: induction, names or "
                         "text (smollm2-135m)")
     p.add_argument("--ablate", action="append", default=[], metavar="SITE:UNITS",
-                   help="switch units off, e.g. conv2:3,7 (repeatable)")
+                   help="switch units off, e.g. conv2:3,7; heads at the layer's .heads "
+                        "site, e.g. block18.attn.heads:6 (repeatable)")
     p.add_argument("--mode", choices=("zero", "mean"), default="zero",
                    help="ablation mode for --ablate (default: zero)")
     p.add_argument("--unit", metavar="SITE:N",

@@ -99,7 +99,7 @@ def sweep(model: nn.Sequential, inputs: np.ndarray, labels: np.ndarray, mode: st
     wanted = set(range(len(blocks)) if layers is None else layers)
     out = []
     with torch.inference_mode():
-        x = children["embed"](torch.from_numpy(np.ascontiguousarray(inputs[:, :t_eff],
+        x = children["embed"](torch.from_numpy(np.array(inputs[:, :t_eff],
                                                                     np.int64)))
         for i, name in enumerate(blocks):
             if i > max(wanted, default=-1):

@@ -245,7 +245,7 @@ class HeadOverviewView(QWidget):
         worst = np.unravel_index(np.nanargmax(lost), lost.shape)
         self.caption.setText(f"{mode} ablation · intact {100 * self.baseline:.1f}% · "
                              f"most needed: L{worst[0]} H{worst[1]} "
-                             f"(−{lost[worst]:.1f} points)")
+                             f"(off: {lost[worst]:.1f} points lost)")
 
     def clear_importance(self) -> None:
         self.lost, self.baseline = None, None

@@ -179,7 +179,8 @@ class LogitLensView(QWidget):
         self.target.returnPressed.connect(lambda: self.target_requested.emit(
             self.target.text()))
         self.colour.currentIndexChanged.connect(lambda _i: self._draw())
-        self.substeps.toggled.connect(lambda _on: self._draw())
+        # Sub-steps double the rows: fit them all again (the output row was off-screen).
+        self.substeps.toggled.connect(lambda _on: self._redraw_fitted())
         self._enable_colour()
 
     def _build(self) -> None:
@@ -277,6 +278,11 @@ class LogitLensView(QWidget):
         self.drawn.emit()
 
     # --- drawing --------------------------------------------------------------------------
+    def _redraw_fitted(self) -> None:
+        self._draw()
+        if self.lens is not None:
+            self.plot.getViewBox().autoRange(padding=0)
+
     def _enable_colour(self) -> None:
         has = self.lens is not None and self.lens.target is not None
         item = self.colour.model().item(self.colour.findData(TARGET))

@@ -122,3 +122,12 @@ def test_a_word_of_several_tokens_targets_its_first(lenses):
     lens, prompt, note = read_lens(session, smollm.encode("I am"), 0, word, ())
     assert lens.target == ids[0] and list(prompt) == list(smollm.encode("I am"))
     assert note == f"“{word}” is {len(ids)} tokens; its first is the target."
+
+
+def test_sub_steps_keep_the_output_row_in_view(view, lenses):
+    """Review: ticking Sub-steps doubled the rows but kept the old range, hiding the
+    top (output) rows."""
+    lens = lenses[0]
+    view.substeps.setChecked(True)
+    top = view.plot.getViewBox().viewRange()[1][1]
+    assert len(view.shown) == len(lens.rows) and top >= len(view.shown) - 0.5
