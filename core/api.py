@@ -56,6 +56,9 @@ class ModelInfo:
     example_texts: tuple[str, ...] = ()
     #: Where the evaluation data came from: "built-in" or the user's file.
     dataset_source: str = "built-in"
+    #: How the model runs, one sentence for the status line (e.g. that an ablation
+    #: reruns the whole forward pass of a model that is no ``nn.Sequential``).
+    note: str = ""
 
     def layer(self, name: str) -> Optional[LayerInfo]:
         """The layer called ``name``, or ``None``."""
@@ -144,9 +147,10 @@ class SessionAPI(Protocol):
         ...
 
     def open_checkpoint(self, path: str, trusted_sha256: Optional[str] = None,
-                        spec: Optional[object] = None,
+                        spec: Optional[object] = None, data: Optional[str] = None,
                         token: Optional[CancelToken] = None) -> ModelInfo:
-        """Open a model file (``NeedsTrust``, ``NeedsInputSpec``, ``ModelLoadError``)."""
+        """Open a model file, evaluated on the user's ``data`` file if given
+        (``NeedsTrust``, ``NeedsInputSpec``, ``NeedsData``, ``ModelLoadError``)."""
         ...
 
     def use_dataset(self, path: str, token: Optional[CancelToken] = None) -> ModelInfo:

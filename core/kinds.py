@@ -19,10 +19,18 @@ class ModelKind(str, Enum):
     TOKENS = "tokens"
     #: Token ids in, one sentence embedding out (MiniLM).
     EMBEDDING = "embedding"
+    #: An array of numbers that is no picture (a table row, a signal) in, class scores
+    #: out: a user's own model and data (issue #15); neuron views and ablations.
+    VALUES = "values"
 
     @property
     def reads_text(self) -> bool:
         return self is not ModelKind.IMAGE
+
+    @property
+    def classifies(self) -> bool:
+        """One label per example (an image or a row of numbers -> a class)."""
+        return self in (ModelKind.IMAGE, ModelKind.VALUES)
 
     @property
     def metric(self) -> str:

@@ -215,9 +215,9 @@ class RemoteSession(SessionAPI):
         return self._call("open_file", (path,), {}, token)
 
     def open_checkpoint(self, path: str, trusted_sha256: Optional[str] = None,
-                        spec: Optional[object] = None,
+                        spec: Optional[object] = None, data: Optional[str] = None,
                         token: Optional[CancelToken] = None) -> ModelInfo:
-        return self._call("open_checkpoint", (path, trusted_sha256, spec), {}, token)
+        return self._call("open_checkpoint", (path, trusted_sha256, spec, data), {}, token)
 
     def use_dataset(self, path: str, token: Optional[CancelToken] = None) -> ModelInfo:
         return self._call("use_dataset", (path,), {}, token)

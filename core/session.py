@@ -97,17 +97,19 @@ class Session(SessionAPI):
         return OpenedFile(str(path), what, info=self.open_checkpoint(path, token=token))
 
     def open_checkpoint(self, path: str, trusted_sha256: Optional[str] = None,
-                        spec: Optional[object] = None,
+                        spec: Optional[object] = None, data: Optional[str] = None,
                         token: Optional[CancelToken] = None) -> ModelInfo:
-        """Open a user's weights file (state_dict .pt/.pth, safetensors; a pickled
-        module or TorchScript only with ``trusted_sha256``; ONNX) on the architecture
-        or dataset it fits.
+        """Open a user's model file (state_dict .pt/.pth, safetensors; a pickled
+        module or TorchScript only with ``trusted_sha256``, on its own architecture;
+        ONNX; Keras) on the architecture or dataset it fits, or on ``data`` (the
+        user's inputs and labels) when given.
 
-        Raises :class:`core.files.checkpoints.NeedsTrust`, ``NeedsInputSpec`` or
-        :class:`ModelLoadError`; the model open before stays open either way.
+        Raises :class:`core.files.checkpoints.NeedsTrust`, ``NeedsInputSpec``,
+        ``NeedsData`` or :class:`ModelLoadError`; the model open before stays open
+        either way.
         """
-        return self._install(opening.open_model_file(path, trusted_sha256, spec, token),
-                             token)
+        opened = opening.open_model_file(path, trusted_sha256, spec, token, data=data)
+        return self._install(opened, token)
 
     def use_dataset(self, path: str, token: Optional[CancelToken] = None) -> ModelInfo:
         """Evaluate the open model on the user's own labelled data (a folder with one
@@ -150,7 +152,7 @@ class Session(SessionAPI):
                               dataset.name, len(dataset), opened.default_layer,
                               adapter.input_shape, sum(i.n_params for i in layers),
                               examples, np.array(dataset.labels[shown]), dataset.kind,
-                              dataset.texts[:EXAMPLE_TEXTS], source)
+                              dataset.texts[:EXAMPLE_TEXTS], source, opened.note)
         return self.info
 
     def _require(self) -> tuple[ModelAdapter, Dataset, Evaluator]:

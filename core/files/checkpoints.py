@@ -33,6 +33,22 @@ class NeedsInputSpec(MechscopeError):
         return (type(self), (str(self), self.path, self.sha256, self.guess))
 
 
+class NeedsData(MechscopeError):
+    """A model on its own architecture whose input fits no built-in dataset: the user
+    must choose their own inputs and labels (a .npz, a folder of images, a CSV).
+
+    Carries the file's SHA-256 (the choice can be remembered per model) and the
+    SHA-256 the user trusted, so that asking for data does not ask for trust again."""
+
+    def __init__(self, message: str, path: str = "", sha256: str = "",
+                 trusted_sha256: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.path, self.sha256, self.trusted_sha256 = path, sha256, trusted_sha256
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.path, self.sha256, self.trusted_sha256))
+
+
 class NeedsTrust(MechscopeError):
     """The file is code (a pickled module or a TorchScript archive); opening it runs it.
 

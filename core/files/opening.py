@@ -43,6 +43,8 @@ class Opened:
     title: str
     default_layer: str
     spec: Optional[object] = None
+    #: How the model runs, for the status line (:attr:`core.api.ModelInfo.note`).
+    note: str = ""
 
 
 def refuse_special(path: str | Path, folders: bool = False) -> Path:
@@ -107,7 +109,8 @@ def _torch_adapter(entry, state: dict, label: str) -> ModelAdapter:
 
 
 def open_model_file(path: str, trusted_sha256: Optional[str] = None, spec=None,
-                    token: Optional[CancelToken] = None) -> Opened:
+                    token: Optional[CancelToken] = None,
+                    data: Optional[str] = None) -> Opened:
     """A user's model file (state_dict, safetensors, trusted module or TorchScript,
     ONNX) as an :class:`Opened` model, trial-run on its dataset.
 
