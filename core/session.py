@@ -73,14 +73,29 @@ class Session(SessionAPI):
         self._spec: Optional[object] = None
         self._lessons = LessonRunner()
         self._units: Optional[UnitStudy] = None
+        #: Live modules of the calling process (:meth:`add_live`), by Model-box name.
+        self._live: dict[str, tuple[ZooEntry, opening.Opened]] = {}
 
     def available_models(self) -> tuple[ZooEntry, ...]:
-        return tuple(ZOO.values())
+        return tuple(ZOO.values()) + tuple(entry for entry, _ in self._live.values())
+
+    def add_live(self, entry: ZooEntry, opened: opening.Opened) -> None:
+        """List a live model of the calling process (``mechscope.show``) in the Model
+        box; :meth:`open_model` of ``entry.name`` installs ``opened`` again.
+
+        Not part of :class:`SessionAPI`: a live ``nn.Module`` cannot be pickled to the
+        compute process, so only an in-process session can hold one.
+        """
+        self._live[entry.name] = (entry, opened)
 
     # --- opening -------------------------------------------------------------------
     def open_model(self, name: str, token: Optional[CancelToken] = None) -> ModelInfo:
-        """Open a built-in model and its evaluation dataset; the previous model stays
-        open if this fails (:class:`ModelLoadError`)."""
+        """Open a built-in model (or a live one, :meth:`add_live`) and its evaluation
+        dataset; the previous model stays open if this fails (:class:`ModelLoadError`)."""
+        if name in self._live:
+            from core.live import SOURCE
+
+            return self._install(self._live[name][1], token, source=SOURCE)
         entry = zoo_entry(name)
         adapter = open_zoo(name, token)
         report(token, 0.95, f"loading the {entry.dataset} dataset…")
@@ -187,7 +202,9 @@ class Session(SessionAPI):
 
     def encode_text(self, text: str, token: Optional[CancelToken] = None) -> np.ndarray:
         """Typed text -> token ids (T,) int64 for the open token model (InputError)."""
-        entry = zoo_entry(self.info.name) if self.info is not None else None
+        # A model of the user's (a file, a live module) has no encoder: not an error
+        # about built-in names.
+        entry = ZOO.get(self.info.name) if self.info is not None else None
         if entry is None or entry.encoder is None:
             raise InputError("The open model does not read text.")
         try:
