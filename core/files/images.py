@@ -220,3 +220,27 @@ def convert_gray(gray: np.ndarray, source: str,
         arr.setflags(write=False)
     return ConvertedImage(str(path), np.asarray(preview, np.float32) / 255.0, digit,
                           model_input, tuple(steps))
+
+
+def load_picture(path: str | Path, channels: int, height: int, width: int) -> np.ndarray:
+    """An image file as a model's own input (channels, height, width) float32 in 0..1:
+    grayscale for one channel, RGB for three, resized (bilinear) with no cropping — the
+    user's own pictures are taken as they are, unlike a digit, which is found and
+    centred. Transparency becomes white. Raises :class:`InputError` like ``load_image``."""
+    path = Path(path)
+    img, fmt = _open(path)
+    if channels == 1:
+        gray, _ = _grayscale(img, fmt)
+        resized = Image.fromarray(gray.astype(np.float32)).resize(
+            (width, height), Image.BILINEAR)
+        out = np.asarray(resized, np.float32)[None]
+    elif channels == 3:
+        if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+            background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(background, img.convert("RGBA"))
+        rgb = img.convert("RGB").resize((width, height), Image.BILINEAR)
+        out = np.moveaxis(np.asarray(rgb, np.float32) / 255.0, -1, 0)
+    else:
+        raise InputError(f"{path.name}: Mechscope converts pictures to 1 (grayscale) or 3 "
+                         f"(RGB) channels, not {channels}.")
+    return np.ascontiguousarray(np.clip(out, 0.0, 1.0), np.float32)
