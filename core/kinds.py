@@ -25,7 +25,8 @@ class ModelKind(str, Enum):
 
     @property
     def reads_text(self) -> bool:
-        return self is not ModelKind.IMAGE
+        """Token ids in (a row of numbers is no text: it is fed as floats)."""
+        return self in (ModelKind.TOKENS, ModelKind.EMBEDDING)
 
     @property
     def classifies(self) -> bool:

@@ -29,6 +29,7 @@ from core.datasets import Dataset, load_dataset
 from core.errors import AblationError, InputError, MechscopeError
 from core.files import opening
 from core.files.images import ConvertedImage, load_image
+from core.files.row_pictures import RowPictures
 from core.jobs import CancelToken, report
 from core.kinds import ModelKind
 from core.lessons.runner import LessonRunner
@@ -73,6 +74,8 @@ class Session(SessionAPI):
         self._spec: Optional[object] = None
         self._lessons = LessonRunner()
         self._units: Optional[UnitStudy] = None
+        #: Bar pictures of a tabular model's rows (ModelKind.VALUES), else None.
+        self._rows: Optional[RowPictures] = None
         #: Live modules of the calling process (:meth:`add_live`), by Model-box name.
         self._live: dict[str, tuple[ZooEntry, opening.Opened]] = {}
 
@@ -163,6 +166,12 @@ class Session(SessionAPI):
                                 self._dead_units)
         shown = slice(0, EXAMPLES_SHOWN)
         examples = None if dataset.display is None else _frozen(dataset.display[shown])
+        # Rows of numbers get bar pictures, drawn per example asked for: pictures of a
+        # whole table would take more memory than the table.
+        self._rows = RowPictures(dataset.inputs) if dataset.kind is ModelKind.VALUES \
+            else None
+        if self._rows is not None:
+            examples = self._rows(range(min(len(dataset), EXAMPLES_SHOWN)))
         self.info = ModelInfo(adapter.name, opened.title, layers, dataset.class_names,
                               dataset.name, len(dataset), opened.default_layer,
                               adapter.input_shape, sum(i.n_params for i in layers),
@@ -188,6 +197,9 @@ class Session(SessionAPI):
         if dataset.kind is ModelKind.EMBEDDING:
             length = int((dataset.inputs[index] != dataset.pad_id).sum())
             return Sample(index, None, None, dataset.inputs[index][:length])
+        if dataset.kind is ModelKind.VALUES:
+            return Sample(index, int(dataset.labels[index]), self._rows([index])[0],
+                          dataset.inputs[index])
         return Sample(index, int(dataset.labels[index]), dataset.display[index],
                       dataset.inputs[index])
 

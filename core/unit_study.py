@@ -18,6 +18,7 @@ from core.analysis.evaluate import EvalResult, Evaluator, Sweep
 from core.analysis.unit_index import UnitIndex, build_index, group_means, histogram
 from core.datasets import Dataset
 from core.errors import InputError
+from core.files.row_pictures import RowPictures
 from core.jobs import CancelToken, report
 from core.kinds import ModelKind
 from core.model import LayerInfo, ModelAdapter
@@ -50,6 +51,7 @@ class UnitStudy:
         self._indices: dict[str, UnitIndex] = {}
         #: (site, unit) -> effect: Back / Next over visited units repaint at once.
         self._effects: dict[tuple[str, int], Optional[UnitEffect]] = {}
+        self._rows: Optional[RowPictures] = None
 
     # --- which site a unit lives on -------------------------------------------------
     def unit_site(self, site: str) -> LayerInfo:
@@ -72,7 +74,7 @@ class UnitStudy:
         return info
 
     def _valid(self) -> Optional[np.ndarray]:
-        if self.dataset.kind is ModelKind.IMAGE or self.dataset.pad_id is None:
+        if self.dataset.kind.classifies or self.dataset.pad_id is None:
             return None
         return np.asarray(self.dataset.inputs) != self.dataset.pad_id
 
@@ -118,10 +120,10 @@ class UnitStudy:
         base = self.evaluator.baseline_logits(token)
         where = index.where[chosen, unit]
         maps = index.maps[chosen, unit] if self._has_map(index) else None
-        if ds.kind is ModelKind.IMAGE:
+        if ds.kind.classifies:
             labels = np.asarray(ds.labels)[chosen]
             predicted = base[chosen].argmax(axis=-1)
-            pictures = _frozen(ds.display[chosen], np.float32)
+            pictures = _frozen(self._pictures(chosen), np.float32)
             tokens: tuple = ()
         else:
             pos = where if index.per_token else np.zeros_like(where)
@@ -137,6 +139,14 @@ class UnitStudy:
                             _frozen(predicted, np.int64), pictures,
                             None if maps is None else _frozen(maps, np.float32), tokens)
 
+    def _pictures(self, chosen: np.ndarray) -> np.ndarray:
+        """What a person sees of the chosen examples: the images, or bars of a row."""
+        if self.dataset.display is not None:
+            return self.dataset.display[chosen]
+        if self._rows is None:
+            self._rows = RowPictures(self.dataset.inputs)
+        return self._rows(chosen)
+
     def _tokens(self, example: int) -> tuple[str, ...]:
         ids = np.asarray(self.dataset.inputs[example])
         if self.dataset.pad_id is not None:
@@ -148,9 +158,9 @@ class UnitStudy:
         ds = self.dataset
         groups = np.asarray(ds.groups)
         if groups.ndim == 1:
-            names = ds.class_names if ds.kind is ModelKind.IMAGE else ds.group_names
-            label = "class" if ds.kind is ModelKind.IMAGE else ds.group_label
-            labels = np.asarray(ds.labels) if ds.kind is ModelKind.IMAGE else groups
+            names = ds.class_names if ds.kind.classifies else ds.group_names
+            label = "class" if ds.kind.classifies else ds.group_label
+            labels = np.asarray(ds.labels) if ds.kind.classifies else groups
             return group_means(index.peak[:, unit], labels, len(names)), tuple(names), label
         # Per-position groups (next letter within the repeat): the unit's value at each
         # scored position, averaged per group.
@@ -211,7 +221,7 @@ class UnitStudy:
             raise InputError("Probes predict a label from a layer; the sentence encoder's "
                              "evaluation data has no labels to predict.")
         layers = [i for i in self.adapter.layers() if i.n_units > 0]
-        if ds.kind is ModelKind.IMAGE:
+        if ds.kind.classifies:
             def rows(site: str) -> np.ndarray:
                 if site == "input":
                     return np.asarray(ds.inputs, np.float32).reshape(len(ds), -1)
@@ -268,7 +278,7 @@ class UnitStudy:
         acts = self.evaluator.site_output(site, token)
         base = self.evaluator.baseline_logits(token)
         positions = None
-        if ds.kind is ModelKind.IMAGE:
+        if ds.kind.classifies:
             rows = layer_rows(acts, info.unit_axis)
             labels, predicted = np.asarray(ds.labels), base.argmax(axis=-1)
             indices, names = np.arange(len(ds)), tuple(ds.class_names)
@@ -297,6 +307,10 @@ class UnitStudy:
         """An input optimised to excite ``unit`` (image models with weights)."""
         info = self._unit(site, unit)
         visualise = getattr(self.adapter, "visualise", None)
+        if self.dataset.kind is ModelKind.VALUES:
+            raise InputError("Feature visualisation optimises an image; this model reads "
+                             "rows of numbers: its most active examples show what drives "
+                             "the unit.")
         if self.dataset.kind is not ModelKind.IMAGE:
             raise InputError("Feature visualisation optimises an image; this model reads "
                              "tokens, whose inputs cannot be nudged a little.")

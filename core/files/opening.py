@@ -170,17 +170,35 @@ def _open_onnx(path: str, sha256: str, spec, token: Optional[CancelToken]) -> Op
 def user_dataset(path: str, adapter: ModelAdapter, current: Dataset,
                  token: Optional[CancelToken] = None) -> Dataset:
     """The user's labelled data (a folder with one sub-folder per class, .npz, .npy or
-    .csv) for ``adapter``, with the class names of ``current``."""
-    from core.files.user_data import load_user_data
+    .csv) for ``adapter``, of whatever input it reads, with the class names of
+    ``current`` — unless a ``classes.txt`` beside the data names them (as many as the
+    model has outputs)."""
+    from core.files.class_names import classes_file
+    from core.files.user_data import load_own_data, load_user_data
 
-    if current.kind is not ModelKind.IMAGE:
-        raise InputError("Your own data can be used with image models for now.")
+    if current.kind is ModelKind.EMBEDDING:
+        raise InputError("The sentence encoder puts out embeddings, not classes: there "
+                         "are no labels of your own data to score it on.")
     refuse_special(path, folders=True)
-    data = load_user_data(path, current.class_names, adapter.input_shape, token)
-    if data.display is None:  # arrays and CSV: show what the model gets
-        shown = np.asarray(data.inputs)[:, 0].astype(np.float32)
-        data = Dataset(data.name, data.inputs, data.labels, data.class_names, shown,
-                       data.groups, data.group_names)
+    names = current.class_names
+    if current.kind is ModelKind.IMAGE and tuple(adapter.input_shape) == (1, 16, 16) \
+            and classes_file(Path(path).absolute()) is None:
+        # The digits' input: photos of digits are found, cropped and centred like the
+        # dataset's, which a plain resize would not do.
+        data = load_user_data(path, names, adapter.input_shape, token)
+    else:
+        data = load_own_data(path, adapter.input_shape, names, len(names), token)
+    if data.kind.classifies and current.kind.classifies:
+        data = replace(data, kind=current.kind)
+    elif data.kind is not current.kind:
+        reads = "token ids" if current.kind is ModelKind.TOKENS else "numbers"
+        raise InputError(f"{Path(path).name} does not hold what {adapter.name} reads "
+                         f"({reads}, shape {tuple(adapter.input_shape)}); for token ids "
+                         "save integer inputs (N, T) with next-token labels (N, T).")
+    if data.display is None and data.kind is ModelKind.IMAGE:  # arrays and CSV
+        from core.files.array_data import display_of
+
+        data = replace(data, display=display_of(data.inputs))
     return data
 
 
