@@ -77,6 +77,9 @@ class InputPanel(QWidget):
             row.addWidget(label, 0, Qt.AlignmentFlag.AlignTop)
         row.addWidget(self.draw, 0, Qt.AlignmentFlag.AlignTop)
         row.addStretch(1)
+        #: The row beside the buttons, where a kind of input that is no picture puts
+        #: its own preview (gui.values_input_panel).
+        self.preview_row = row
         # The explanation gets the panel's whole width under the pictures, not a sliver
         # beside them.
         body = QWidget()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QSizePolicy,
                                QSplitter, QStackedWidget, QToolBar, QVBoxLayout, QWidget)
 
 from core.api import SessionAPI
+from core.kinds import ModelKind
 from gui.ablation_panel import AblationPanel
 from gui.accuracy_panel import AccuracyPanel
 from gui.analysis_menu import AnalysisController
@@ -43,6 +44,10 @@ from gui.worker import Worker
 
 class MainWindow(QMainWindow):
     """The workbench window."""
+
+    #: After the window closed and its worker was shut down (``mechscope.show`` waits
+    #: for it).
+    closed = Signal()
 
     def __init__(self, session: SessionAPI, worker: Optional[Worker] = None,
                  settings: Optional[AppSettings] = None) -> None:
@@ -258,18 +263,28 @@ class MainWindow(QMainWindow):
         self.model_box.setCurrentIndex(self.model_box.findData(info.name))
         self.model_tree.show_model(info.name, info.title, info.layers, info.n_params)
         self.model_tree.select(self.workbench.layer)
-        self.file_menu.open_action.setEnabled(not info.kind.reads_text)
+        # Only a model that reads pictures can be given an image file.
+        pictures = info.kind is ModelKind.IMAGE
+        self.file_menu.open_action.setEnabled(pictures)
+        self.file_menu.open_action.setToolTip("" if pictures else
+                                              f"{info.name} reads no pictures")
         builtin = info.dataset_source == "built-in"
         self.accuracy_panel.set_dataset(info.dataset_name if builtin else info.dataset_source,
                                         builtin)
         where = ("built-in held-out" if info.dataset_source == "built-in"
                  else f"examples of your data ({info.dataset_source}):")
+        # How the model runs (e.g. that each ablation reruns all of it), before the data
+        # part, which is elided first in a narrow window.
+        note = f"{info.note} · " if info.note else ""
         self.status_panel.info.setText(
-            f"{info.name} ready · {info.n_params:,} parameters · evaluating on "
+            f"{info.name} ready · {info.n_params:,} parameters · {note}evaluating on "
             f"{info.dataset_size} {where} {info.dataset_name}")
 
     @Slot(object)
     def _on_sample_ready(self, sample) -> None:
+        info = self.workbench.info
+        if info is not None and info.kind is ModelKind.VALUES:
+            return  # a row of numbers: the presenter's values panel draws it
         if sample.display is not None:
             self.input_panel.show_sample(sample.index, sample.label, sample.display,
                                          sample.model_input)
@@ -352,3 +367,4 @@ class MainWindow(QMainWindow):
                 self.settings.remember(wb.info.name, wb.layer, wb.sample_index)
         self.worker.shutdown()
         super().closeEvent(event)
+        self.closed.emit()

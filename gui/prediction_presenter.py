@@ -14,6 +14,7 @@ from gui.ablation_panel import AblationPanel
 from gui.input_panel import InputPanel
 from gui.message_bar import MessageBar
 from gui.token_input_panel import TokenInputPanel
+from gui.values_input_panel import ValuesInputPanel
 from gui.view_stack import ViewStack
 from gui.views.next_token_view import NextTokenView, reads_word_pieces
 from gui.views.prediction_view import PredictionView
@@ -52,10 +53,16 @@ class PredictionPresenter(QObject):
         self.language = KindWidgets(token_input, self.next_token,
                                     "Type a prompt, e.g. The capital of France is, and press "
                                     "Enter")
+        # Rows of numbers (a tabular model): the example strip with a chart of the row,
+        # and the class probabilities like an image's.
+        self.values_input = ValuesInputPanel()
+        inputs.addWidget(self.values_input)
+        self.values_input.sample_requested.connect(workbench.select_sample)
         #: The last dataset example fetched: its targets mark the right next tokens.
         self.sample = None
         self.widgets = {
             ModelKind.IMAGE: KindWidgets(image_input, prediction),
+            ModelKind.VALUES: KindWidgets(self.values_input, prediction),
             ModelKind.TOKENS: KindWidgets(token_input, token_prediction,
                                           "Type letters, e.g. KQBXDKQBXD, and press Enter",
                                           "Sequences from the evaluation set: random "
@@ -64,7 +71,7 @@ class PredictionPresenter(QObject):
                                              "Type a sentence and press Enter",
                                              "Sentences from the evaluation set"),
         }
-        self._draw = {ModelKind.IMAGE: self._draw_classes,
+        self._draw = {ModelKind.IMAGE: self._draw_classes, ModelKind.VALUES: self._draw_classes,
                       ModelKind.TOKENS: self._draw_next_tokens,
                       ModelKind.EMBEDDING: self._draw_embedding}
         workbench.model_opened.connect(self._on_model_opened)
@@ -78,6 +85,10 @@ class PredictionPresenter(QObject):
     @Slot(object)
     def _on_sample_ready(self, sample) -> None:
         self.sample = sample
+        info = self.workbench.info
+        if info is not None and info.kind is ModelKind.VALUES:
+            self.values_input.show_sample(sample.index, sample.label, sample.display,
+                                          sample.model_input)
 
     @Slot(object)
     def _on_model_opened(self, info) -> None:
@@ -90,8 +101,10 @@ class PredictionPresenter(QObject):
                                       f"Sequences from the evaluation set: {info.dataset_name}")
             self.token_input.show_examples(info.example_texts)
         else:
-            self.image_input.show_examples(info.examples, info.example_labels,
-                                           info.dataset_size)
+            if info.kind is ModelKind.VALUES:
+                self.values_input.set_classes(info.class_names)
+            chosen.input.show_examples(info.examples, info.example_labels,
+                                       info.dataset_size)
 
     @Slot(object, object)
     def _on_capture_ready(self, capture, current) -> None:

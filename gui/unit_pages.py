@@ -29,7 +29,7 @@ def unit_label(info, site: str, unit: int, n_units: int) -> str:
     last = bool(info.layers) and info.layers[-1].name == site
     if not last or n_units != len(names) or not 0 <= unit < len(names):
         return ""
-    return f"class {names[unit]}" if info.kind is ModelKind.IMAGE else f"token '{names[unit]}'"
+    return f"class {names[unit]}" if info.kind.classifies else f"token '{names[unit]}'"
 
 
 class UnitPages(QObject):
