@@ -20,7 +20,7 @@ from core import ablation
 from core.ablation import Ablation
 from core.api import ModelInfo, OpenedFile, SessionAPI
 from core.errors import AblationError, MechscopeError
-from core.files.checkpoints import NeedsInputSpec, NeedsTrust
+from core.files.checkpoints import NeedsData, NeedsInputSpec, NeedsTrust
 from core.kinds import LayerView
 from gui.worker import UnexpectedError, Worker
 
@@ -58,6 +58,7 @@ class Workbench(QObject):
     trust_needed = Signal(object)         # core.files.checkpoints.NeedsTrust: ask the user
     file_opened = Signal(str)             # a file opened: for "recent"
     spec_needed = Signal(object)          # core.files.checkpoints.NeedsInputSpec: ask once
+    data_needed = Signal(object)          # core.files.checkpoints.NeedsData: ask for data
     stale = Signal(str, bool)             # ("view" | "accuracy", stale?)
     history_changed = Signal(bool, bool)  # can undo, can redo
     #: Every file outcome ("opened" or the message), for scripted runs that wait on it.
@@ -127,11 +128,12 @@ class Workbench(QObject):
             self._set_ablations(rest + (change,))
 
     def open_checkpoint(self, path: str, trusted_sha256: Optional[str] = None,
-                        spec=None) -> None:
-        """Open a user's model file; a file that is code comes back as trust_needed, a
-        model whose input must be described as spec_needed."""
+                        spec=None, data: Optional[str] = None) -> None:
+        """Open a user's model file, on ``data`` (the user's inputs and labels) if
+        given; a file that is code comes back as trust_needed, a model whose input must
+        be described as spec_needed, one that needs the user's data as data_needed."""
         self.worker.submit("model", self.session.open_checkpoint, path, trusted_sha256,
-                           spec, on_done=partial(self._on_file_model, path),
+                           spec, data, on_done=partial(self._on_file_model, path),
                            on_error=partial(self._on_file_failed, path))
 
     @Slot(str)
@@ -271,7 +273,7 @@ class Workbench(QObject):
         self._refresh_view()
 
     def _on_file_failed(self, path: str, error: MechscopeError) -> None:
-        if not isinstance(error, (NeedsTrust, NeedsInputSpec)):
+        if not isinstance(error, (NeedsTrust, NeedsInputSpec, NeedsData)):
             self.file_outcome.emit(path, str(error))
         self.report_error(error)
 
@@ -320,6 +322,8 @@ class Workbench(QObject):
             self.trust_needed.emit(error)
         elif isinstance(error, NeedsInputSpec):
             self.spec_needed.emit(error)
+        elif isinstance(error, NeedsData):
+            self.data_needed.emit(error)
         else:
             self.error.emit(str(error))
 
