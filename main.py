@@ -2,6 +2,7 @@
 
     python main.py                                   open the workbench
     python main.py FILE                              open a model file, your data or an image
+    python main.py my_model.pt --data my_data.npz    evaluate your model on your data
     python main.py --model digits_cnn --layer conv2 --input 3 --screenshot out.png
     python main.py --smoke-test                      open, infer, ablate, exit 0
 """
@@ -27,6 +28,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", metavar="FILE",
                    help="a model file (.pt/.pth/.safetensors/.onnx), your data (a folder, "
                         ".npz, .csv) or an image to open, as File › Open would")
+    p.add_argument("--data", metavar="DATA",
+                   help="with FILE: evaluate the model FILE on this data — a .npz of inputs "
+                        "and labels of any shape it reads, a .csv, or a folder with one "
+                        "sub-folder of images per class (a classes.txt beside it names the "
+                        "classes), e.g. python main.py my_model.pt --data my_data.npz")
+    p.add_argument("--trust", action="store_true",
+                   help="with FILE: trust FILE although it is code (a pickled model or "
+                        "TorchScript), for scripted runs and the command line; without "
+                        "it the window asks")
     p.add_argument("--model", choices=sorted(ZOO),
                    help=f"built-in model to open (default: the last one, else {DEFAULT_MODEL})")
     p.add_argument("--layer", help="layer to show, e.g. conv2 or fc1")
@@ -117,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             size = (int(width), int(height))
     except ValueError:
         parser.error("--unit is SITE:N (e.g. conv2:19), --size is WxH (e.g. 1024x640)")
+    if (args.data or args.trust) and not args.file:
+        parser.error("--data and --trust go with a model FILE, e.g. "
+                     "python main.py my_model.pt --data my_data.npz")
     patch = answers = None
     if args.patch or args.answers:
         pairs = [tuple(t.split("|")) for t in (args.patch, args.answers) if t]
@@ -146,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                            lens_target=args.lens_target or "",
                            layer_map=args.map, unit=unit, look_for=args.look_for,
                            size=size, patch=patch, answers=answers, heads=args.heads,
-                           task=args.task or ""), session)
+                           task=args.task or "", data=args.data, trust=args.trust),
+                       session)
     finally:
         if isinstance(session, RemoteSession):
             session.close()

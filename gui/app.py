@@ -62,6 +62,10 @@ class Options:
     #: task to evaluate on (``--task``).
     heads: bool = False
     task: str = ""
+    #: With ``file``: the data its model is evaluated on (``--data``), and whether the
+    #: file is trusted though it is code (``--trust``; else the window asks).
+    data: Optional[str] = None
+    trust: bool = False
 
 
 def configure_pyqtgraph() -> None:
@@ -79,8 +83,8 @@ def _start_state(options: Options, settings: Optional[AppSettings]) -> tuple[str
     return model, layer, index
 
 
-def run(options: Options, session: Optional[SessionAPI] = None) -> int:
-    """Show the window, open the model on the worker, and run the event loop."""
+def application() -> QApplication:
+    """The QApplication (made once per process), with logging and plotting set up."""
     # The name first: the log's folder (~/.local/share/Mechscope) is derived from it.
     QApplication.setApplicationName("Mechscope")
     crash.setup_logging()
@@ -88,6 +92,21 @@ def run(options: Options, session: Optional[SessionAPI] = None) -> int:
     configure_pyqtgraph()
     app = QApplication.instance() or QApplication([])
     app.setWindowIcon(QIcon(str(resource_path("icons", "mechscope.png"))))
+    return app
+
+
+def make_window(session: SessionAPI, settings: Optional[AppSettings]) -> MainWindow:
+    """The window on ``session``, with the crash dialog as the exception hook."""
+    window = MainWindow(session, settings=settings)
+    if hasattr(session, "on_restart"):  # the compute process tells when it is replaced
+        session.on_restart = window.worker.notice.emit
+    crash.install_excepthook(window.crash_dialog.report)
+    return window
+
+
+def run(options: Options, session: Optional[SessionAPI] = None) -> int:
+    """Show the window, open the model on the worker, and run the event loop."""
+    app = application()
     scripted = options.smoke_test or options.screenshot or options.timing
     # Scripted runs are reproducible: they neither read nor write the user's settings.
     settings = None if scripted else AppSettings()
@@ -95,12 +114,11 @@ def run(options: Options, session: Optional[SessionAPI] = None) -> int:
         from core.session import Session
 
         session = Session()
-    window = MainWindow(session, settings=settings)
+    window = make_window(session, settings)
     if options.size:
         window.resize(*options.size)
-    if hasattr(session, "on_restart"):  # the compute process tells when it is replaced
-        session.on_restart = window.worker.notice.emit
-    crash.install_excepthook(window.crash_dialog.report)
+    if options.file:
+        window.files.set_command_line(options.file, options.data, options.trust)
     model, layer, index = _start_state(options, settings)
     window.workbench.layer = layer
     window.workbench.sample_index = index

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+from pathlib import Path
+
 from PySide6.QtCore import QObject, QUrl, Slot
 from PySide6.QtWidgets import QWidget
 
+from gui.data_dialog import DataDialog
 from gui.file_menu import FileMenu
 from gui.input_spec_dialog import InputSpecDialog
 from gui.message_bar import MessageBar
@@ -32,7 +35,29 @@ class FileOpener(QObject):
         workbench.trust_needed.connect(self._on_trust_needed)
         workbench.spec_needed.connect(self._on_spec_needed)
         self.spec_dialog: Optional[InputSpecDialog] = None
+        workbench.data_needed.connect(self._on_data_needed)
+        self.data_dialog: Optional[DataDialog] = None
+        #: The command line's FILE with its --data and --trust (set_command_line).
+        self.command_line: Optional[tuple[str, Optional[str], bool]] = None
+        #: The last question the command line answered (scripted runs do not fail on it).
+        self.answered = None
         workbench.file_opened.connect(self._on_file_opened)
+
+    def set_command_line(self, path: str, data: Optional[str] = None,
+                         trust: bool = False) -> None:
+        """``main.py FILE --data DATA --trust``: the questions about FILE that the
+        flags answer are not asked (trust only with --trust; the window asks without)."""
+        self.command_line = (path, data, trust)
+
+    def _flags_for(self, path: str) -> tuple[Optional[str], bool]:
+        if self.command_line is None:
+            return None, False
+        given, data, trust = self.command_line
+        try:
+            same = Path(given).resolve() == Path(path).resolve()
+        except OSError:
+            same = False
+        return (data, trust) if same else (None, False)
 
     def open_urls(self, urls: Iterable[QUrl]) -> bool:
         """Open the first local file of a drop; False if there was none."""
@@ -50,6 +75,11 @@ class FileOpener(QObject):
 
     @Slot(object)
     def _on_trust_needed(self, error) -> None:
+        data, trust = self._flags_for(error.path)
+        if trust:
+            self.answered = error
+            self.workbench.open_checkpoint(error.path, error.sha256, None, data)
+            return
         if self.settings is not None and self.settings.is_trusted(error.sha256):
             self.workbench.open_checkpoint(error.path, error.sha256)
             return
@@ -66,6 +96,35 @@ class FileOpener(QObject):
         self.spec_dialog = InputSpecDialog(error, self.window)
         self.spec_dialog.accepted.connect(self._on_spec_given)
         self.spec_dialog.open()
+
+    @Slot(object)
+    def _on_data_needed(self, error) -> None:
+        data, _ = self._flags_for(error.path)
+        if data:
+            self.answered = error
+            self.workbench.open_checkpoint(error.path, error.trusted_sha256, None, data)
+            return
+        self.messages.show_message(str(error), "info")
+        self.data_dialog = DataDialog(error, self.window)
+        self.data_dialog.accepted.connect(self._on_data_chosen)
+        self.data_dialog.rejected.connect(self._on_data_refused)
+        self.data_dialog.open()  # non-blocking, like the trust question
+
+    @Slot()
+    def _on_data_chosen(self) -> None:
+        dialog = self.data_dialog
+        chosen = dialog.chosen()
+        if not chosen:
+            self._on_data_refused()
+            return
+        error = dialog.error
+        self.workbench.open_checkpoint(error.path, error.trusted_sha256, None, chosen)
+
+    @Slot()
+    def _on_data_refused(self) -> None:
+        name = Path(self.data_dialog.error.path).name
+        self.messages.show_message(f"{name} was not opened: it needs your inputs and "
+                                   "labels to be evaluated on.", "info")
 
     @Slot()
     def _on_spec_given(self) -> None:

@@ -42,6 +42,7 @@ class Script(QObject):
         window.workbench.file_outcome.connect(self._on_file_outcome)
         window.workbench.trust_needed.connect(self._on_question)
         window.workbench.spec_needed.connect(self._on_question)
+        window.workbench.data_needed.connect(self._on_data_needed)
         # Both patching grids are ~100 forward passes of the prompt: minutes on 2 cores.
         patching = 5 if getattr(options, "patch", None) else 1
         QTimer.singleShot(patching * SCRIPT_TIMEOUT_MS, self._on_timeout)
@@ -168,7 +169,17 @@ class Script(QObject):
         return shot
 
     @Slot(object)
+    def _on_data_needed(self, question) -> None:
+        # A script cannot choose a file: without --data, the sentence is the failure.
+        if self.window.files.answered is question:
+            return
+        self.file_message = ""
+        self._on_error(f"{question} (pass --data FILE to evaluate it on your own data)")
+
+    @Slot(object)
     def _on_question(self, question) -> None:
+        if self.window.files.answered is question:  # --trust answered it
+            return
         # A file that needs an answer: its question is the outcome to show and print.
         self.file_message = ""
         print(f"{question.path}: {question}", flush=True)
