@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 
 from core.errors import MechscopeError, ModelLoadError
-from core.files.probe import ProbeResult, probe
+from core.files.probe import probe
 from core.zoo import ZOO, ZooEntry
 
 log = logging.getLogger(__name__)
@@ -22,15 +22,19 @@ SHOWN_KEYS = 6
 class NeedsInputSpec(MechscopeError):
     """The model's input cannot be matched to a dataset without asking the user.
 
-    Carries the file's SHA-256 (the answer is remembered per model) and a first guess."""
+    Carries the file's SHA-256 (the answer is remembered per model), a first guess and,
+    for a file that is code, the SHA-256 the user trusted, so that the retry with the
+    spec does not ask for trust again."""
 
     def __init__(self, message: str, path: str = "", sha256: str = "",
-                 guess=None) -> None:
+                 guess=None, trusted_sha256: Optional[str] = None) -> None:
         super().__init__(message)
         self.path, self.sha256, self.guess = path, sha256, guess
+        self.trusted_sha256 = trusted_sha256
 
     def __reduce__(self):
-        return (type(self), (str(self), self.path, self.sha256, self.guess))
+        return (type(self), (str(self), self.path, self.sha256, self.guess,
+                             self.trusted_sha256))
 
 
 class NeedsData(MechscopeError):
@@ -110,14 +114,15 @@ def match_zoo(state: dict, name: str = "the file") -> ZooEntry:
 
 
 def open_checkpoint(path: str | Path, trusted_sha256: Optional[str] = None):
-    """(ZooEntry, state dict of numpy arrays, ProbeResult) for a user's file; for an
-    ONNX file (checked by the probe), ``(None, None, ProbeResult)``.
+    """(ZooEntry, state dict of numpy arrays, ProbeResult) for a user's file of weights;
+    for an ONNX file (checked by the probe) and for a file of code the user trusted
+    (a pickled module or TorchScript, opened on its own architecture by
+    :mod:`core.files.own_model`), ``(None, None, ProbeResult)``.
 
     A file that is code raises :class:`NeedsTrust` unless ``trusted_sha256`` equals its
     SHA-256 — trust is given per file content, never per session.
     """
     result = probe(path)
-    state = result.state
     if result.sniffed.kind == "onnx":
         return None, None, result
     if result.needs_trust:
@@ -126,25 +131,27 @@ def open_checkpoint(path: str | Path, trusted_sha256: Optional[str] = None):
                 f"{Path(path).name} is {result.sniffed.description}: opening it runs code "
                 "from the file.", result.path, result.size, result.sha256,
                 result.sniffed.description, result.unsafe_globals)
-        state = _load_trusted(result)
-    return match_zoo(state, Path(path).name), state, result
+        return None, None, result
+    return match_zoo(result.state, Path(path).name), result.state, result
 
 
-def _load_trusted(result: ProbeResult) -> dict:
-    """Only after the user said yes to this exact file: run it and take its weights."""
+def load_trusted(path: str | Path, kind: str, unsafe_globals: tuple[str, ...] = ()):
+    """Only after the user said yes to this exact file: run it and take the module
+    (``kind``: the sniffed kind, ``"torchscript"`` or a pickle). Floating-point
+    weights become float32, which the adapters feed."""
     import torch
 
-    name = Path(result.path).name
+    name = Path(path).name
     try:
-        if result.sniffed.kind == "torchscript":
+        if kind == "torchscript":
             with warnings.catch_warnings():  # TorchScript is deprecated, not yet gone
                 warnings.simplefilter("ignore", DeprecationWarning)
-                module = torch.jit.load(result.path, map_location="cpu")
+                module = torch.jit.load(str(path), map_location="cpu")
         else:
-            module = torch.load(result.path, map_location="cpu", weights_only=False)
+            module = torch.load(str(path), map_location="cpu", weights_only=False)
     except (ImportError, AttributeError) as exc:
         log.info("trusted load of %s: %s: %s", name, type(exc).__name__, exc)
-        example = next((g for g in result.unsafe_globals if "torch" not in g), "")
+        example = next((g for g in unsafe_globals if "torch" not in g), "")
         hint = f" (such as {example})" if example else ""
         raise ModelLoadError(f"{name} is a whole pickled model whose code{hint} is not "
                              "available here; save its weights with "
@@ -154,16 +161,13 @@ def _load_trusted(result: ProbeResult) -> dict:
         raise ModelLoadError(f"{name} could not be loaded even when trusted: running it "
                              "failed; save its weights with "
                              "torch.save(model.state_dict(), path) and open that.") from None
-    if not hasattr(module, "state_dict"):
+    if not isinstance(module, torch.nn.Module):
         raise ModelLoadError(f"{name} holds a Python {type(module).__name__} rather than "
                              "a model; save the model or its state_dict instead.")
-    state = {}
-    for key, value in module.state_dict().items():
-        value = value.detach().cpu()
-        if value.is_floating_point() and value.dtype != torch.float64:
-            value = value.to(torch.float32)  # bfloat16 has no numpy type
-        state[key] = value.numpy()
-    return state
+    if kind != "torchscript" and any(p.is_floating_point() and p.dtype != torch.float32
+                                     for p in module.parameters()):
+        module = module.float()  # bfloat16 / float64 weights, float32 inputs
+    return module
 
 
 def as_torch_state(state: dict) -> dict:

@@ -122,6 +122,10 @@ def open_model_file(path: str, trusted_sha256: Optional[str] = None, spec=None,
     name = Path(path).name
     report(token, 0.1, f"reading {name} in a sandbox process…")
     entry, state, result = open_checkpoint(path, trusted_sha256)
+    if entry is None and result.needs_trust:  # code the user trusted: its own architecture
+        from core.files.own_model import open_trusted
+
+        return open_trusted(path, result, spec, data, token)
     if entry is None:
         return _open_onnx(path, result.sha256, spec, token)
     label = f"{entry.name} ← {name}"
