@@ -91,7 +91,8 @@ class FileOpener(QObject):
     def _on_spec_needed(self, error) -> None:
         known = self.settings.input_spec(error.sha256) if self.settings else None
         if known is not None:
-            self.workbench.open_checkpoint(error.path, None, known)
+            # A file of code was trusted before it was asked about: keep that trust.
+            self.workbench.open_checkpoint(error.path, error.trusted_sha256, known)
             return
         self.spec_dialog = InputSpecDialog(error, self.window)
         self.spec_dialog.accepted.connect(self._on_spec_given)
@@ -132,7 +133,7 @@ class FileOpener(QObject):
         spec = dialog.spec()
         if self.settings is not None:
             self.settings.remember_input_spec(dialog.error.sha256, spec)
-        self.workbench.open_checkpoint(dialog.error.path, None, spec)
+        self.workbench.open_checkpoint(dialog.error.path, dialog.error.trusted_sha256, spec)
 
     @Slot(int)
     def _on_trust_answered(self, _result: int) -> None:
