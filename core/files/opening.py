@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 DATA_SUFFIXES = (".npz", ".npy", ".csv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Kinds of content that are models (or claim to be): the extension never overrides.
-MODEL_KINDS = ("torch-zip", "torchscript", "pickle", "safetensors", "onnx")
+MODEL_KINDS = ("torch-zip", "torchscript", "pickle", "safetensors", "onnx", "keras",
+               "keras-h5", "hdf5")
 
 
 @dataclass(frozen=True)
@@ -112,13 +113,17 @@ def open_model_file(path: str, trusted_sha256: Optional[str] = None, spec=None,
                     token: Optional[CancelToken] = None,
                     data: Optional[str] = None) -> Opened:
     """A user's model file (state_dict, safetensors, trusted module or TorchScript,
-    ONNX) as an :class:`Opened` model, trial-run on its dataset.
+    ONNX, Keras) as an :class:`Opened` model, trial-run on its dataset.
 
     Raises ``NeedsTrust``, ``NeedsInputSpec`` or :class:`ModelLoadError`.
     """
     from core.files.checkpoints import open_checkpoint
+    from core.files.keras_file import KERAS_KINDS, open_keras
+    from core.files.sniff import sniff
 
     refuse_special(path)
+    if sniff(path).kind in KERAS_KINDS:
+        return open_keras(path, trusted_sha256, spec, token, data)
     name = Path(path).name
     report(token, 0.1, f"reading {name} in a sandbox process…")
     entry, state, result = open_checkpoint(path, trusted_sha256)

@@ -54,6 +54,9 @@ class ProbeResult:
     state: Optional[dict] = None
     needs_trust: bool = False
     unsafe_globals: tuple[str, ...] = field(default_factory=tuple)
+    #: What the child read about a file that opens by its own framework (a Keras
+    #: file's declared ``input``), as JSON values.
+    details: dict = field(default_factory=dict)
 
 
 def sha256_of(path: Path) -> str:
@@ -100,7 +103,7 @@ def _listing(raw) -> list[tuple[str, str, tuple[int, ...]]]:
 def _receive_model(conn, wait: float) -> dict:
     """The child's final status, with ``state`` (name -> array) when it sent tensors."""
     answer = _json(conn, wait)
-    if answer.get("status") in ("trust", "onnx"):
+    if answer.get("status") in ("trust", "onnx", "keras"):
         final = _json(conn, wait)
         return answer if final.get("status") == "done" else final
     if answer.get("status") != "tensors":
@@ -216,6 +219,11 @@ def probe(path: str | Path, time_limit: float = TIME_LIMIT_S) -> ProbeResult:
         raise ModelLoadError(f"{path.name} {answer.get('reason')}.")
     if status == "onnx":  # checked and compiled in the child: safe to open here
         return ProbeResult(str(path), size, sha256_of(path), sniffed)
+    if status == "keras":  # described from its JSON alone; Keras opens it later
+        names = tuple(str(n) for n in answer.get("names", []))
+        details = {"input": answer.get("input")}
+        return ProbeResult(str(path), size, sha256_of(path), sniffed, None, bool(names),
+                           names, details)
     if status == "trust":
         names = tuple(str(n) for n in answer.get("names", []))
         return ProbeResult(str(path), size, sha256_of(path), sniffed, None, True, names)

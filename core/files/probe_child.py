@@ -61,12 +61,16 @@ def _answer(conn, path: Path, kind: str, size: int) -> None:
 
         check_onnx(path)
         send_json(conn, {"status": "onnx"})
+    elif kind in ("keras", "keras-h5", "hdf5"):
+        from core.files.keras_file import describe
+
+        send_json(conn, {"status": "keras", **describe(path, kind)})
     elif kind == "broken-zip":
         raise Refusal("is a damaged ZIP archive, perhaps cut short by an interrupted "
                       "download; re-save or re-download it")
     else:
         raise Refusal(f"is {sniff(path).description}, not a model Mechscope can open "
-                      "(it opens PyTorch checkpoints, safetensors and ONNX files)")
+                      "(it opens PyTorch checkpoints, safetensors, ONNX and Keras files)")
 
 
 def _send_tensors(conn, listing, arrays) -> None:

@@ -1,9 +1,9 @@
 """What a file really is, read from its first bytes — never from its extension.
 
 A model file can be a torch zip checkpoint, a TorchScript archive, a legacy pickle, a
-safetensors file, an ONNX protobuf, or something that is not a model at all: an HTML page
-saved from a browser, a Git LFS pointer, Python source. Each gets a name the user
-recognises.
+safetensors file, an ONNX protobuf, a Keras model (a ``.keras`` zip or HDF5), or
+something that is not a model at all: an HTML page saved from a browser, a Git LFS
+pointer, Python source. Each gets a name the user recognises.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from core.errors import MechscopeError
 from core.files.guard import kind_of, open_regular
 
 HEAD_BYTES = 512
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+#: Keras names its model in an attribute of the file's root group, which HDF5 writes
+#: near the start; this many bytes are searched for the name.
+HDF5_LOOK_BYTES = 64 * 1024
 IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG image", b"\xff\xd8\xff": "JPEG image",
                b"GIF8": "GIF image", b"BM": "BMP image", b"II*\x00": "TIFF image",
                b"MM\x00*": "TIFF image"}
@@ -43,6 +47,9 @@ def _zip_kind(handle) -> Sniffed:
         return Sniffed("torch-zip", "a PyTorch checkpoint")
     if names and all(n.endswith(".npy") for n in names):
         return Sniffed("npz", "a NumPy .npz archive")
+    if "config.json" in names and ("metadata.json" in names or
+                                   any(n.startswith("model.weights") for n in names)):
+        return Sniffed("keras", "a Keras model (.keras)")
     return Sniffed("zip", "a ZIP archive that is not a PyTorch checkpoint")
 
 
@@ -72,6 +79,10 @@ def sniff(path: str | Path) -> Sniffed:
             head = handle.read(HEAD_BYTES)
             if head.startswith(b"PK\x03\x04"):
                 return _zip_kind(handle)
+            if head.startswith(HDF5_MAGIC):
+                if b"model_config" in head + handle.read(HDF5_LOOK_BYTES):
+                    return Sniffed("keras-h5", "a Keras model (HDF5)")
+                return Sniffed("hdf5", "an HDF5 file")
     except MechscopeError:  # swapped for a pipe between the two looks
         return Sniffed("unreadable", "a file that stopped being a regular file while it "
                                      "was read")
