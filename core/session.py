@@ -127,7 +127,8 @@ class Session(SessionAPI):
         either way.
         """
         opened = opening.open_model_file(path, trusted_sha256, spec, token, data=data)
-        return self._install(opened, token)
+        return self._install(opened, token,
+                             source=Path(data).name if data is not None else "built-in")
 
     def use_dataset(self, path: str, token: Optional[CancelToken] = None) -> ModelInfo:
         """Evaluate the open model on the user's own labelled data (a folder with one

@@ -76,6 +76,6 @@ class ValuesInputPanel(InputPanel):
         low, high = float(min(values.min(), 0.0)), float(max(values.max(), 0.0))
         self.chart.setYRange(low, high if high > low else low + 1.0, padding=0.05)
         shape = "×".join(str(n) for n in np.shape(model_input))
-        self.steps.setText(f"{len(values)} numbers ({shape}), given to the model as they "
-                           "are in the data; the thumbnails scale each to its range over "
-                           "the data.")
+        laid = f" ({shape})" if np.ndim(model_input) > 1 else ""
+        self.steps.setText(f"{len(values)} numbers{laid}, given to the model as they are; "
+                           "a thumbnail's bars scale each to its range over the data.")
