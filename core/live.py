@@ -25,8 +25,9 @@ from core.zoo import ZOO, ZooEntry
 RESUMES = "ablations rerun only the layers after the change (nn.Sequential)"
 RERUNS = "each ablation reruns the whole forward pass (your model is not an nn.Sequential)"
 #: Where the status line and the accuracy panel say the data came from.
-SOURCE = "mechscope.show"
-DATA_NAME = "the arrays passed to show()"
+SOURCE = "the arrays given to show()"
+KIND_WORDS = {ModelKind.IMAGE: "images", ModelKind.TOKENS: "token sequences",
+              ModelKind.VALUES: "rows"}
 
 
 def resume_note(module: nn.Module) -> str:
@@ -37,13 +38,13 @@ def resume_note(module: nn.Module) -> str:
 
 
 def as_array(value, what: str) -> np.ndarray:
-    """A numpy copy-free view of a numpy array or a torch tensor (detached, on the CPU)."""
+    """A numpy copy of a numpy array or a torch tensor (detached, on the CPU): the
+    session's data is frozen read-only, and must neither freeze the caller's array nor
+    change when the caller changes it later."""
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        return value
-    if isinstance(value, (list, tuple)):
-        return np.asarray(value)
+        return value.detach().cpu().numpy().copy()
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return np.array(value, copy=True)
     raise TypeError(f"{what} must be a numpy array or a torch tensor, not "
                     f"{type(value).__name__}.")
 
@@ -141,7 +142,8 @@ def _wrap(module: nn.Module, x: np.ndarray, y: np.ndarray, class_names, layer, t
         dataset = dataset_from_arrays("show()", x, y, class_names, n_outputs)
     except MechscopeError as exc:
         raise ValueError(str(exc)) from None
-    dataset = replace(dataset, name=DATA_NAME)
+    shape = "×".join(str(n) for n in x.shape[1:])
+    dataset = replace(dataset, name=f"{KIND_WORDS.get(dataset.kind, 'examples')} {shape}")
     name = _name(module)
     try:
         adapter = TorchAdapter(module, name, x.shape[1:], dtype)
@@ -149,8 +151,8 @@ def _wrap(module: nn.Module, x: np.ndarray, y: np.ndarray, class_names, layer, t
         raise ValueError(f"Mechscope could not trace {name}'s layers on inputs of shape "
                          f"{x.shape[1:]} ({type(exc).__name__}: {exc}).") from None
     default = _default_layer(adapter.layers(), layer)
-    title = title or f"{name} (your model, from {SOURCE})"
-    entry = ZooEntry(name=name, title=title, weights="", dataset=DATA_NAME,
+    title = title or f"{name} (your model, from mechscope.show)"
+    entry = ZooEntry(name=name, title=title, weights="", dataset=dataset.name,
                      input_shape=adapter.input_shape, default_layer=default,
                      trained_by="your script", builder=lambda: module, kind=dataset.kind)
     return entry, Opened(adapter, dataset, title, default, note=resume_note(module))

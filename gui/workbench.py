@@ -249,7 +249,9 @@ class Workbench(QObject):
         self.ablations_changed.emit(())
         self._refresh_view()
         self._evaluate()
-        if info.kind.reads_text:
+        # Only a model with attention layers has heads to score (a live token model of
+        # the user's may have none).
+        if info.kind.reads_text and any(layer.pattern_site for layer in info.layers):
             self.worker.submit("scores", self.session.head_scores,
                                on_done=self.scores_ready.emit, on_error=self.report_error)
 

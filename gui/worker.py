@@ -117,6 +117,11 @@ class Worker(QObject):
         self.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def join(self) -> None:
+        """After :meth:`shutdown`, wait until the job in flight has ended: a live model
+        of the caller's (``mechscope.show``) is handed back only when nothing runs it."""
+        self._pool.shutdown(wait=True)
+
     def _throttled(self, job: Job) -> Callable[[float, str], None]:
         last = [0.0]
 

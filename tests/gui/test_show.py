@@ -1,0 +1,283 @@
+"""``mechscope.show``: a live module of the user's own class, from a script or notebook,
+in the real window (issue #15). The window runs the core in this process, as it must
+for a live module; pytest-qt's event loop drives it through ``block=False``."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from torch import nn
+
+import mechscope
+from core.ablation import Ablation
+from core.kinds import ModelKind
+from core.live import RERUNS, RESUMES
+from gui.main_window import MainWindow
+
+TIMEOUT_MS = 60_000
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+class SmallCNN(nn.Module):
+    """Not an nn.Sequential: every ablation reruns the whole forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.relu1 = nn.Conv2d(1, 6, 3, padding=1), nn.ReLU()
+        self.pool = nn.MaxPool2d(4)
+        self.fc = nn.Linear(6 * 4 * 4, 10)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.relu1(self.conv1(x))).flatten(1))
+
+
+class NextToken(nn.Module):
+    """Token ids (N, T) -> next-token scores (N, T, V)."""
+
+    def __init__(self, vocab: int = 7) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, 12)
+        self.mix = nn.Linear(12, 12)
+        self.unembed = nn.Linear(12, vocab)
+
+    def forward(self, ids):
+        return self.unembed(torch.relu(self.mix(self.embed(ids))))
+
+
+def _train(model: nn.Module, x: np.ndarray, y: np.ndarray, steps: int) -> nn.Module:
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    xs, ys = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(steps):
+        batch = torch.randint(len(xs), (64,))
+        loss = nn.functional.cross_entropy(model(xs[batch]), ys[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return mechscope.digits()
+
+
+@pytest.fixture(scope="module")
+def cnn(digits):
+    torch.manual_seed(0)
+    return _train(SmallCNN(), digits[0], digits[1], 60)
+
+
+def _watch(window: MainWindow, seen: list) -> None:
+    """The window's crash dialog (which show() makes the exception hook) fails the test
+    as the conftest's hook would."""
+    window.crash_dialog.shown.connect(seen.append)
+
+
+@pytest.fixture
+def opened(qtbot, fail_on_slot_exceptions):
+    """``open(model, x, y, ...)``: show(block=False), waiting until the first
+    evaluation is in; every window is closed after the test."""
+    windows = []
+
+    def open_(model, x, y, **kw) -> MainWindow:
+        window = mechscope.show(model, x, y, block=False, **kw)
+        windows.append(window)
+        qtbot.addWidget(window)
+        _watch(window, fail_on_slot_exceptions)
+        qtbot.waitUntil(lambda: window.accuracy_panel.result is not None
+                        and not window.worker.busy, timeout=TIMEOUT_MS)
+        return window
+
+    yield open_
+    for window in windows:
+        window.close()
+    QApplication.processEvents()
+
+
+def _hooked_accuracy(model: nn.Module, module: nn.Module, channel: int, x, y) -> float:
+    """Accuracy with ``channel`` of ``module``'s output zeroed, by a hand-written hook."""
+    def hook(_module, _inputs, out):
+        out = out.clone()
+        out[:, channel] = 0
+        return out
+
+    handle = module.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            predicted = model.eval()(torch.from_numpy(x.copy())).argmax(1).numpy()
+    finally:
+        handle.remove()
+    return float((predicted == y).mean())
+
+
+def test_readme_example_runs_and_opens_the_window(qtbot, monkeypatch, fail_on_slot_exceptions):
+    """The README's own code block, as a user pastes it: its model opens, the status
+    line says each ablation reruns the model, and its training flag comes back."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Your own model from a script or notebook", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "class MyCNN(nn.Module)" in code and "mechscope.show(model, x_test, y_test)" in code
+    shown = []
+    real_show = mechscope.show
+
+    def show(*args, **kw):  # the notebook way: return at once, pytest-qt runs the loop
+        shown.append(real_show(*args, block=False, **kw))
+        return shown[-1]
+
+    monkeypatch.setattr(mechscope, "show", show)
+    scope: dict = {}
+    exec(compile(code, str(README), "exec"), scope)
+    window = shown[0]
+    qtbot.addWidget(window)
+    _watch(window, fail_on_slot_exceptions)
+    try:
+        qtbot.waitUntil(lambda: window.accuracy_panel.result is not None
+                        and not window.worker.busy, timeout=TIMEOUT_MS)
+        assert window.workbench.info.name == "MyCNN"
+        assert RERUNS in window.status_panel.info.text()
+        assert window.accuracy_panel.result.baseline_score > 0.5  # it did learn
+        assert not scope["model"].training
+    finally:
+        window.close()
+    assert scope["model"].training
+
+
+def test_a_channel_ablated_in_the_window_equals_a_hand_written_hook(qtbot, opened, digits,
+                                                                     cnn):
+    _, _, x_test, y_test = digits
+    window = opened(cnn, x_test, y_test)
+    wb = window.workbench
+    assert wb.layer == "conv1"  # the first convolution is shown first
+    assert window.channel_grid.site == "conv1"
+    assert len(window.channel_grid.tiles) == 6
+    assert RERUNS in window.status_panel.info.text()
+    with qtbot.waitSignal(wb.evaluation_ready, timeout=TIMEOUT_MS) as got:
+        wb.set_ablations((Ablation("conv1", (2,), "zero"),))
+    result = got.args[0]
+    assert result.ablations == (Ablation("conv1", (2,), "zero"),)
+    assert result.resumed_from is None  # what the status line says: a full rerun
+    expected = _hooked_accuracy(cnn, cnn.conv1, 2, x_test, y_test)
+    assert result.score == pytest.approx(expected, abs=1e-9)
+    intact = float((cnn(torch.from_numpy(x_test.copy())).argmax(1).numpy() == y_test).mean())
+    assert result.baseline_score == pytest.approx(intact, abs=1e-9)
+    assert result.score != result.baseline_score  # the channel mattered on these digits
+
+
+def test_a_sequential_model_resumes_and_the_built_ins_stay_a_click_away(qtbot, opened,
+                                                                        digits):
+    x_train, y_train, x_test, y_test = digits
+    torch.manual_seed(1)
+    model = _train(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                                 nn.Linear(4 * 16 * 16, 10)), x_train, y_train, 20)
+    window = opened(model, torch.from_numpy(x_test), torch.from_numpy(y_test),
+                    class_names=[f"digit {i}" for i in range(10)], layer="1")
+    wb = window.workbench
+    assert RESUMES in window.status_panel.info.text()
+    assert wb.layer == "1" and wb.info.class_names[3] == "digit 3"
+    with qtbot.waitSignal(wb.evaluation_ready, timeout=TIMEOUT_MS) as got:
+        wb.set_ablations((Ablation("1", (0,), "zero"),))
+    assert got.args[0].resumed_from == "1"
+    # The Model box lists the live model with the built-ins: away and back again.
+    box = window.model_box
+    names = [box.itemData(i) for i in range(box.count())]
+    assert "digits_cnn" in names and "Sequential" in names
+    with qtbot.waitSignal(wb.model_opened, timeout=TIMEOUT_MS):
+        box.activated.emit(names.index("digits_cnn"))
+    assert "reruns" not in window.status_panel.info.text()
+    with qtbot.waitSignal(wb.model_opened, timeout=TIMEOUT_MS) as back:
+        box.activated.emit(names.index("Sequential"))
+    assert back.args[0].name == "Sequential" and back.args[0].dataset_size == len(x_test)
+    assert RESUMES in window.status_panel.info.text()
+
+
+def test_token_ids_open_with_the_token_views(qtbot, opened):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 7, size=(40, 9))
+    targets = np.roll(ids, -1, axis=1)
+    targets[:, -1] = -1
+    window = opened(NextToken(), ids, targets)
+    info = window.workbench.info
+    assert info.kind is ModelKind.TOKENS and len(info.class_names) == 7
+    assert window.inputs.currentWidget() is window.token_panel
+    assert window.predictions.currentWidget() is window.token_prediction
+    assert not window.message_bar.isVisible(), window.message_bar
+    with qtbot.waitSignal(window.workbench.capture_ready, timeout=TIMEOUT_MS) as got:
+        window.model_tree.select("mix")
+    assert got.args[0].activations["mix"].shape == (9, 12)
+
+
+class Raises(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        raise RuntimeError("my forward is broken")
+
+
+@pytest.mark.parametrize("args, error, words", [
+    (("not a model", np.zeros((4, 3), np.float32), np.zeros(4)), TypeError, "nn.Module"),
+    ((nn.Linear(3, 2), np.zeros((4, 3), np.float32), np.zeros(5)), ValueError,
+     "labels have shape (5,)"),
+    ((nn.Linear(3, 2), np.full((4, 3), np.nan, np.float32), np.zeros(4)), ValueError,
+     "NaN"),
+    ((Raises(), np.zeros((4, 3), np.float32), np.zeros(4)), ValueError,
+     "my forward is broken"),
+    ((nn.Linear(3, 2), np.zeros((4, 3), np.float32), np.array([0, 1, 2, 0])), ValueError,
+     "2 classes"),
+    ((nn.Linear(3, 2), np.zeros((4, 3), np.float32), np.zeros(4), ["a", "b", "c"]),
+     ValueError, "3 class names"),
+    ((nn.Linear(3, 2), "rows", np.zeros(4)), TypeError, "numpy array or a torch tensor"),
+])
+def test_bad_arguments_raise_a_sentence_before_any_window(qtbot, args, error, words):
+    model = args[0]
+    before = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+    with pytest.raises(error) as caught:
+        mechscope.show(*args, block=False)
+    assert words in str(caught.value)
+    after = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+    assert after == before
+    if isinstance(model, nn.Module):
+        assert model.training  # left as it came
+
+
+def test_an_unknown_layer_names_the_layers(qtbot, cnn, digits):
+    with pytest.raises(ValueError, match="no layer 'conv9'; its layers are conv1, relu1"):
+        mechscope.show(cnn, digits[2], digits[3], layer="conv9", block=False)
+
+
+def test_training_flags_come_back_when_the_window_closes(qtbot, opened, digits, cnn):
+    cnn.train()
+    cnn.relu1.eval()  # mixed flags come back as they were, each its own
+    window = opened(cnn, digits[2][:50], digits[3][:50])
+    assert not any(m.training for m in cnn.modules())  # evaluated in eval mode
+    window.close()
+    assert cnn.training and cnn.conv1.training and not cnn.relu1.training
+    cnn.eval()
+
+
+def test_show_blocks_until_the_window_closes(qtbot, digits, cnn):
+    """The script way: show() returns only when the window has closed."""
+    seen = []
+
+    def close_when_ready() -> None:
+        windows = [w for w in QApplication.topLevelWidgets()
+                   if isinstance(w, MainWindow) and w.isVisible()]
+        ready = windows and windows[0].accuracy_panel.result is not None \
+            and not windows[0].worker.busy
+        if not ready:
+            QTimer.singleShot(50, close_when_ready)
+            return
+        seen.append(windows[0].workbench.info.name)
+        windows[0].close()
+
+    QTimer.singleShot(0, close_when_ready)
+    cnn.train()
+    assert mechscope.show(cnn, digits[2][:60], digits[3][:60]) is None
+    assert seen == ["SmallCNN"] and cnn.training
+    cnn.eval()
