@@ -99,11 +99,22 @@ class KerasModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.image_input:
             x = x.permute(0, 2, 3, 1)
-        out = self.keras_model(x, training=False)
+        out = self.keras_model(_as_declared(self.keras_model, x), training=False)
         if not isinstance(out, torch.Tensor):
             raise ModelLoadError("The Keras model gives several outputs; Mechscope reads "
                                  "models with one output of scores per class.")
         return out
+
+
+def _as_declared(model, x: torch.Tensor):
+    """``x`` in the structure the functional model was built with (``[x]`` for
+    ``keras.Model([inp], out)``): Keras warns about any other."""
+    struct = getattr(model, "_inputs_struct", None)
+    if isinstance(struct, dict):
+        return {key: x for key in struct}
+    if isinstance(struct, (list, tuple)):
+        return type(struct)([x])
+    return x
 
 
 def input_signature(model) -> tuple[tuple[int, ...], np.dtype, bool]:

@@ -36,6 +36,7 @@ MAX_CONFIG_BYTES = 64 * 1024 ** 2
 #: Layer classes whose configuration is code: Keras 3's Lambda, and the op wrappers
 #: of Keras 2 files, which call a function named in the file.
 LAMBDAS = ("Lambda", "TFOpLambda", "SlicingOpLambda", "__lambda__")
+NOTE = "each ablation reruns the whole forward pass (a Keras model)"
 DESCRIPTION = "a Keras model with Python code in it (Lambda or custom layers)"
 
 
@@ -220,5 +221,5 @@ def open_keras(path: str, trusted_sha256: Optional[str] = None, spec=None,
         return KerasAdapter(load_model(result.path, trusted), f"{name} (Keras)")
 
     return open_own(make, name, f"{name} (Keras)", result.path, result.sha256,
-                    trusted_sha256, declared_input=shape, spec=spec,
-                    data=data, token=token)
+                    trusted_sha256, declared_input=shape, spec=spec, data=data,
+                    token=token, note=NOTE)

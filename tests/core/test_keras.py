@@ -325,9 +325,63 @@ def test_a_legacy_h5_model_opens_in_process(files):
     assert result.score == pytest.approx(_accuracy(files["model"], 2), abs=1e-12)
 
 
-def test_a_model_on_rows_asks_for_data(tmp_path):
+def test_every_view_runs_on_a_keras_model(files):
+    from core.session import Session
+
+    session = Session()
+    info = session.open_checkpoint(str(files["cnn"]))
+    assert "whole forward pass" in info.note and "Keras" in info.note
+    assert info.n_params == files["model"].count_params()
+    assert session.unit_page("conv2d_1", 0).n_units == 8
+    sweep = session.unit_importance("conv2d_1")
+    assert sweep.units == tuple(range(8))
+    np.testing.assert_allclose(sweep.score, [_accuracy(files["model"], c) for c in range(8)],
+                               atol=1e-12)
+    assert session.layer_map("conv2d_1") is not None
+    vis = session.feature_visualisation("conv2d_1", 0, steps=8)
+    assert vis.model_input.shape == (1, 16, 16)
+
+
+def test_a_model_on_rows_opens_on_the_users_data(tmp_path):
+    """Not an image: no built-in data fits, the user's rows do; the sites are neurons."""
+    from core.session import Session
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
     inp = keras.Input((5,))
-    model = keras.Model(inp, keras.layers.Dense(3)(inp))
+    hidden = keras.layers.Dense(6, activation="relu", name="hidden")(inp)
+    model = keras.Model(inp, keras.layers.Dense(3, name="out")(hidden))
     path = _save(model, tmp_path / "rows.keras")
-    with pytest.raises(NeedsData):
+    with pytest.raises(NeedsData) as asked:
         open_model_file(str(path))
+    assert "5" in str(asked.value)
+    data = tmp_path / "rows.npz"
+    np.savez(data, x=x, y=y)
+    session = Session()
+    info = session.open_checkpoint(str(path), data=str(data))
+    assert info.layer("hidden").output_shape == (6,)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(x)).numpy()
+    result = session.evaluate((Ablation("hidden", (1,)),))
+    assert result.baseline_score == pytest.approx(float((logits.argmax(1) == y).mean()))
+
+
+def test_an_image_of_another_size_asks_how_to_scale_it(tmp_path):
+    from core.files.checkpoints import NeedsInputSpec
+
+    inp = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(2, 3, name="conv")(inp)
+    model = keras.Model(inp, keras.layers.Dense(10)(keras.layers.Flatten()(x)))
+    path = _save(model, tmp_path / "mnist.keras")
+    with pytest.raises(NeedsInputSpec) as asked:
+        open_model_file(str(path))
+    opened = open_model_file(str(path), spec=asked.value.guess)
+    assert opened.dataset.inputs.shape[1:] == (1, 28, 28)
+    assert opened.adapter.layers()[0].output_shape == (2, 26, 26)
+
+
+def test_without_keras_the_sentence_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "keras", None)  # as if it were not installed
+    with pytest.raises(ModelLoadError, match=r"pip install .*\[keras\]"):
+        import_keras()
