@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mechscope", description=__doc__.splitlines()[0],
                                 epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", nargs="?", metavar="FILE",
-                   help="a model file (.pt/.pth/.safetensors/.onnx), your data (a folder, "
+                   help="a model file (.pt/.pth/.safetensors/.onnx/.keras), your data (a folder, "
                         ".npz, .csv) or an image to open, as File › Open would")
     p.add_argument("--data", metavar="DATA",
                    help="with FILE: evaluate the model FILE on this data — a .npz of inputs "

@@ -61,9 +61,10 @@ class FileMenu(QObject):
     @Slot()
     def _on_open_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self.menu, "Open a model: PyTorch weights (.pt/.pth/.ckpt), .safetensors or "
-            "ONNX (.onnx)", "",
-            "Model files (*.pt *.pth *.ckpt *.bin *.safetensors *.onnx);;All files (*)")
+            self.menu, "Open a model: PyTorch weights (.pt/.pth/.ckpt), .safetensors, "
+            "ONNX (.onnx) or Keras (.keras/.h5)", "",
+            "Model files (*.pt *.pth *.ckpt *.bin *.safetensors *.onnx *.keras *.h5);;"
+            "All files (*)")
         if path:
             self.model_file_chosen.emit(path)
 

@@ -31,6 +31,6 @@ def test_every_named_type_is_defined_and_every_extension_covered():
     assert named <= STANDARD | set(ours), named - STANDARD - set(ours)
     assert set(ours) <= named
     globs = set().union(*ours.values())
-    for ext in ("pt", "pth", "ckpt", "safetensors", "onnx", "npz"):
+    for ext in ("pt", "pth", "ckpt", "safetensors", "onnx", "keras", "npz"):
         assert f"*.{ext}" in globs, ext
     assert not named & {"application/octet-stream", "inode/directory"}  # too broad
