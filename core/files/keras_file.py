@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Optional
@@ -94,33 +95,48 @@ def _keras_module(module: str) -> bool:
 def code_in_config(config: Any) -> tuple[str, ...]:
     """What deserialising ``config`` would run: each Lambda layer, and each object
     whose module is not Keras's own (a custom layer, loss or function), in words."""
-    found: list[str] = []
+    return _scan(config)[0]
 
-    def visit(node: Any, layer: str) -> None:
+
+def custom_modules(config: Any) -> tuple[str, ...]:
+    """The modules that the custom objects of ``config`` come from: imported (so that
+    their ``register_keras_serializable`` runs) only when the user trusted the file."""
+    return _scan(config)[1]
+
+
+def _scan(config: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    found: list[str] = []
+    modules: list[str] = []
+
+    def visit(node: Any, layer: str, key: str) -> None:
         if isinstance(node, list):
             for item in node:
-                visit(item, layer)
+                visit(item, layer, key)
             return
         if not isinstance(node, dict):
             return
-        cls, module = node.get("class_name"), node.get("module")
-        inner = node.get("config")
+        cls, module, inner = node.get("class_name"), node.get("module"), node.get("config")
         name = inner.get("name") if isinstance(inner, dict) else None
-        here = f" (layer {name!r})" if isinstance(name, str) else \
-            (f" (in layer {layer!r})" if layer else "")
+        if isinstance(name, str) and (key == "layers" or "inbound_nodes" in node):
+            layer = name  # a layer: what it holds is named after it
+            here = f" (layer {name!r})"
+        else:
+            here = f" (in layer {layer!r})" if layer else ""
         if isinstance(cls, str) and cls in LAMBDAS:
             # One entry per Lambda: whatever its function is, it runs.
             found.append(f"a Python function stored in the file{here}"
                          if cls == "__lambda__" else f"{cls}{here}")
             return
-        if isinstance(module, str) and not _keras_module(module):
-            found.append(f"{module}.{cls}{here}" if isinstance(cls, str) else
-                         f"{module}{here}")
-        for value in node.values():
-            visit(value, name if isinstance(name, str) else layer)
+        # "builtins" is how Keras names its own functions (and, without a module, a
+        # function of the user's script): it looks those up among its own only.
+        if isinstance(module, str) and not _keras_module(module) and module != "builtins":
+            found.append(f"{module}.{cls}{here}")
+            modules.append(module)
+        for sub, value in node.items():
+            visit(value, layer, sub)
 
-    visit(config, "")
-    return tuple(dict.fromkeys(found))
+    visit(config, "", "")
+    return tuple(dict.fromkeys(found)), tuple(dict.fromkeys(modules))
 
 
 def _channels_last(layers: list) -> bool:
@@ -159,15 +175,18 @@ def declared_input(config: dict) -> Optional[dict]:
 
 def describe(path: str | Path, kind: str) -> dict:
     """What the probe's child answers for a Keras file: the code it would run
-    (``names``) and its declared input (``input``, or ``None``)."""
+    (``names``), the modules of its custom objects (``modules``) and its declared
+    input (``input``, or ``None``)."""
     config = read_config(path, kind)
-    return {"names": list(code_in_config(config)), "input": declared_input(config)}
+    names, modules = _scan(config)
+    return {"names": list(names), "modules": list(modules), "input": declared_input(config)}
 
 
 # --- opening (in the compute process, after the probe) ------------------------------
 
-def load_model(path: str, trusted: bool):
-    """The Keras model in ``path`` on the torch backend; safe mode unless ``trusted``.
+def load_model(path: str, trusted: bool, modules: tuple[str, ...] = ()):
+    """The Keras model in ``path`` on the torch backend; safe mode unless ``trusted``,
+    when the ``modules`` its custom objects come from are imported first.
 
     Raises
     ------
@@ -178,15 +197,41 @@ def load_model(path: str, trusted: bool):
 
     keras = import_keras()
     name = Path(path).name
+    missing = _import_all(modules) if trusted else []
     try:
         return keras.saving.load_model(path, safe_mode=not trusted, compile=False)
     except Exception as exc:  # deserialising can fail in any way; say so in words
         log.info("Keras load of %s: %s: %s", name, type(exc).__name__, exc)
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "safe_mode" in str(exc) and not trusted:
-            raise ModelLoadError(f"{name} holds code that Keras's safe mode refused; it was "
-                                 "not opened.") from None
-        raise ModelLoadError(f"{name} could not be loaded by Keras: {text[:300]}") from None
+        raise ModelLoadError(_load_failure(name, str(exc), trusted, missing)) from None
+
+
+def _import_all(modules: tuple[str, ...]) -> list[str]:
+    """Import each module (running the user's registrations); those that fail."""
+    import importlib
+
+    missing = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # the user's module may fail in any way
+            log.info("importing %s for a Keras file: %s: %s", module, type(exc).__name__,
+                     exc)
+            missing.append(module)
+    return missing
+
+
+def _load_failure(name: str, text: str, trusted: bool, missing: list[str]) -> str:
+    if "safe_mode" in text and not trusted:
+        return f"{name} holds code that Keras's safe mode refused; it was not opened."
+    unknown = re.search(r"Could not locate (function|class) '([^']+)'", text)
+    if unknown:
+        where = f" (its module {missing[0]} cannot be imported here)" if missing else ""
+        return (f"{name} uses the {unknown[1]} {unknown[2]!r}, code of your own that is not "
+                f"stored in the file{where}; Mechscope opens Keras models built from "
+                "Keras's own layers and functions (and Lambda layers, whose code the file "
+                "stores, once you trust it).")
+    first = text.strip().splitlines()[0] if text.strip() else "an unknown error"
+    return f"{name} could not be loaded by Keras: {first[:300]}"
 
 
 def open_keras(path: str, trusted_sha256: Optional[str] = None, spec=None,
@@ -217,8 +262,11 @@ def open_keras(path: str, trusted_sha256: Optional[str] = None, spec=None,
     declared = (result.details or {}).get("input") or {}
     shape = tuple(declared["shape"]) if declared.get("shape") else None
 
+    modules = tuple(m for m in (result.details or {}).get("modules") or ()
+                    if isinstance(m, str))
+
     def make(_input_shape=None, _dtype=None) -> KerasAdapter:
-        return KerasAdapter(load_model(result.path, trusted), f"{name} (Keras)")
+        return KerasAdapter(load_model(result.path, trusted, modules), f"{name} (Keras)")
 
     return open_own(make, name, f"{name} (Keras)", result.path, result.sha256,
                     trusted_sha256, declared_input=shape, spec=spec, data=data,

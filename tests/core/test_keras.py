@@ -253,13 +253,32 @@ class Doubles(keras.layers.Layer):
         return x * 2.0
 
 
-def test_a_custom_layer_asks_for_trust(tmp_path):
-    inp = keras.Input((4,))
-    model = keras.Model(inp, keras.layers.Dense(2)(Doubles(name="twice")(inp)))
+def test_a_custom_layer_asks_for_trust_then_opens(tmp_path):
+    """Its class lives in a module of the user's (here this one, where it is
+    registered): trusting the file lets that module be imported and the layer built."""
+    inp = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(2, 3, name="conv")(Doubles(name="twice")(inp))
+    model = keras.Model(inp, keras.layers.Dense(10)(keras.layers.Flatten()(x)))
     path = _save(model, tmp_path / "custom.keras")
     with pytest.raises(NeedsTrust) as asked:
         open_model_file(str(path))
     assert asked.value.unsafe_globals == (f"{Doubles.__module__}.Doubles (layer 'twice')",)
+    opened = open_model_file(str(path), trusted_sha256=asked.value.sha256)
+    assert [info.name for info in opened.adapter.layers()][:2] == ["twice", "conv"]
+
+
+def doubles(x):
+    return x * 2.0
+
+
+def test_a_function_of_the_users_own_is_one_sentence(tmp_path):
+    """Only its name is in the file: Keras cannot find it, and nothing asks for trust."""
+    inp = keras.Input((16, 16, 1))
+    x = keras.layers.Flatten()(inp)
+    model = keras.Model(inp, keras.layers.Dense(10, activation=doubles, name="out")(x))
+    path = _save(model, tmp_path / "own_function.keras")
+    with pytest.raises(ModelLoadError, match="uses the function 'doubles', code of your own"):
+        open_model_file(str(path))
 
 
 def test_broken_files_are_one_sentence(files, tmp_path):
