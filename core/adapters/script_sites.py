@@ -212,11 +212,58 @@ class ScriptSite(nn.Module):
 
 
 _KINDS: dict[str, type] = {}
+_SETTINGS = (int, float, bool, str, tuple, type(None))
 
 
-def _proxy(script) -> ScriptSite:
-    """A proxy whose class is named like the script's (``Conv2d``, ``Block``), for
-    the layer tree's kind column."""
+def _builtin(script) -> Optional[nn.Module]:
+    """A real ``torch.nn`` layer (``Conv2d``, ``Linear``, ``ReLU`` …) with the settings
+    and the very weight tensors of a scripted one, so the views that read a layer's
+    weights (unit weights, weights to the classes) work as on an eager model; ``None``
+    for any other class, or when the copy would not be exact."""
+    import inspect
+
+    kind = str(getattr(script, "original_name", ""))
+    cls = getattr(nn, kind, None)
+    if ".torch.nn.modules." not in script._c._type().qualified_name() or \
+            not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        return None
+    try:
+        params = inspect.signature(cls.__init__).parameters
+        settings = {}
+        for name in params:
+            if name in ("self", "device", "dtype") or name.startswith("_"):
+                continue
+            if name == "bias" and isinstance(params[name].default, bool):
+                settings[name] = getattr(script, "bias", None) is not None
+            elif hasattr(script, name) and isinstance(getattr(script, name), _SETTINGS):
+                settings[name] = getattr(script, name)
+        layer = cls(**settings, device="meta") if "device" in params else cls(**settings)
+        tensors = {**dict(script.named_parameters(recurse=False)),
+                   **dict(script.named_buffers(recurse=False))}
+        for name, tensor in tensors.items():
+            if name in layer._parameters:
+                setattr(layer, name, nn.Parameter(tensor, tensor.requires_grad))
+            elif name in layer._buffers:
+                layer._buffers[name] = tensor
+        ours = dict(layer.named_parameters(recurse=False))
+        ours.update(layer.named_buffers(recurse=False))
+    except Exception:  # noqa: BLE001 — a layer of another torch version: a plain site
+        return None
+    if set(ours) != set(tensors) or any(ours[n] is not tensors[n] and
+                                        ours[n].data_ptr() != tensors[n].data_ptr()
+                                        for n in ours):
+        return None
+    return layer
+
+
+def _proxy(script) -> nn.Module:
+    """The site for a scripted submodule: a real ``torch.nn`` layer where it is one
+    (:func:`_builtin`), else a :class:`ScriptSite` whose class is named like the
+    script's (``Block``), for the layer tree's kind column."""
+    if next(script.children(), None) is None:
+        layer = _builtin(script)
+        if layer is not None:
+            return layer
     name = str(getattr(script, "original_name", "ScriptSite"))
     if not name.isidentifier():
         name = "ScriptSite"

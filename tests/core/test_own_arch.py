@@ -198,8 +198,8 @@ def test_a_torchscript_whose_forward_fails_keeps_the_previous_model(remote, tmp_
 
 
 def test_script_sites_in_process(tmp_path):
-    """The mirror tree itself: stop_after, a skip, a scaled weight and a gradient to
-    the input (feature visualisation) work as they do on an eager module."""
+    """The mirror tree itself: stop_after, a skip, a scaled weight, the unit's weights
+    and a gradient to the input (feature visualisation) work as on an eager module."""
     from core.adapters.script_sites import ScriptModel
     from core.adapters.torch_adapter import TorchAdapter
 
@@ -222,5 +222,40 @@ def test_script_sites_in_process(tmp_path):
     np.testing.assert_allclose(halved.outputs - bias, (intact.outputs - bias) * 0.5,
                                rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(adapter.run(x).outputs, intact.outputs)  # weight restored
+    drawn = adapter.unit_weights("block1.conv", 2)  # the script's own weight tensors
+    np.testing.assert_array_equal(np.stack(drawn.images),
+                                  model.block1.conv.weight[2].detach().numpy())
     picture, trace = adapter.visualise("block2.conv", 1, steps=6)
     assert picture.shape == (1, 16, 16) and trace[-1] > trace[0]
+
+
+def test_scripted_torch_layers_are_mirrored_with_their_settings(tmp_path):
+    """A scripted nn.Sequential of torch layers: each site is the torch layer itself
+    on the script's tensors (kind, parameter count), and an in-place ReLU after a
+    captured layer does not overwrite the capture."""
+    from core.adapters.script_sites import ScriptModel
+    from core.adapters.torch_adapter import TorchAdapter
+
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1, stride=2), torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(inplace=True), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+        torch.nn.Linear(64, 10, bias=False)).eval()
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.5, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        script = torch.jit.load(_script(model, tmp_path / "seq.pt"))
+    adapter = TorchAdapter(ScriptModel(script, "seq.pt"), "seq.pt", (1, 16, 16))
+    layers = {layer.name: layer for layer in adapter.layers()}
+    assert [layers[n].kind for n in "012345"] == ["Conv2d", "BatchNorm2d", "ReLU",
+                                                  "MaxPool2d", "Flatten", "Linear"]
+    assert layers["0"].n_params == 40 and layers["5"].n_params == 640
+    x = np.array(load_digits("eval").inputs[:3])
+    with torch.no_grad():
+        want = model[1](model[0](torch.from_numpy(x))).numpy()
+        out = model(torch.from_numpy(x)).numpy()
+    got = adapter.run(x, capture=("1",))
+    np.testing.assert_allclose(got.activations["1"], want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.outputs, out, rtol=1e-5, atol=1e-6)
+    assert (want < 0).any()  # the ReLU would have changed it in place
