@@ -301,6 +301,59 @@ def test_broken_files_are_one_sentence(files, tmp_path):
         open_model_file(str(bad))
 
 
+def _rewritten(source: Path, target: Path, change) -> Path:
+    """``source`` (a .keras zip) with its config.json passed through ``change``."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename == "config.json":
+                data = change(json.loads(data))
+                data = data if isinstance(data, (bytes, str)) else json.dumps(data)
+            new.writestr(item, data)
+    return target
+
+
+def test_hostile_keras_files(files, tmp_path):
+    """Code hidden where no Lambda layer is, a module that is not Keras, a config nested
+    to crash a parser, an HDF5 file of garbage: each is a question or a sentence, and
+    the canary is never written — not by the probe, nor by Keras's safe mode."""
+    lam = json.loads(zipfile.ZipFile(files["lam"]).read("config.json"))
+    function = next(layer for layer in lam["config"]["layers"]
+                    if layer["class_name"] == "Lambda")["config"]["function"]
+
+    def hide_in_activation(config):
+        dense = next(layer for layer in config["config"]["layers"]
+                     if layer["class_name"] == "Dense")
+        dense["config"]["activation"] = function
+        return config
+
+    def os_system(config):
+        config["config"]["layers"][1]["module"] = "os"
+        config["config"]["layers"][1]["class_name"] = "system"
+        return config
+
+    hidden = _rewritten(files["cnn"], tmp_path / "hidden.keras", hide_in_activation)
+    system = _rewritten(files["cnn"], tmp_path / "system.keras", os_system)
+    for path, listed, refused in (
+            (hidden, "a Python function stored in the file (in layer 'dense')",
+             "safe mode refused"),
+            (system, "os.system (layer 'conv2d')", "uses the class 'system'")):
+        with pytest.raises(NeedsTrust) as asked:
+            open_model_file(str(path))
+        assert listed in asked.value.unsafe_globals
+        with pytest.raises(ModelLoadError, match=refused):
+            keras_file.load_model(str(path), trusted=False)
+    deep = _rewritten(files["cnn"], tmp_path / "deep.keras",
+                      lambda _config: "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelLoadError, match="nested too deeply|not valid JSON"):
+        open_model_file(str(deep))
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(4096))
+    with pytest.raises(ModelLoadError, match="could not be read"):
+        open_model_file(str(garbage))
+    assert not files["canary"].exists()
+
+
 # --- opening, as users do ---------------------------------------------------------------
 
 def test_opens_in_the_compute_process(files, remote):
