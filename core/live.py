@@ -9,6 +9,7 @@ with the arguments is found here, before a window opens, and said in one sentenc
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
@@ -16,11 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.errors import MechscopeError
+from core.adapters.torch_adapter import TorchAdapter
+from core.errors import InputError, MechscopeError
 from core.files.array_data import data_kind, dataset_from_arrays
 from core.files.opening import Opened
 from core.kinds import LayerView, ModelKind
 from core.zoo import ZOO, ZooEntry
+
+log = logging.getLogger(__name__)
 
 RESUMES = "ablations rerun only the layers after the change (nn.Sequential)"
 RERUNS = "each ablation reruns the whole forward pass (your model is not an nn.Sequential)"
@@ -28,6 +32,31 @@ RERUNS = "each ablation reruns the whole forward pass (your model is not an nn.S
 SOURCE = "the arrays given to show()"
 KIND_WORDS = {ModelKind.IMAGE: "images", ModelKind.TOKENS: "token sequences",
               ModelKind.VALUES: "rows"}
+
+
+class LiveAdapter(TorchAdapter):
+    """A :class:`TorchAdapter` whose forward errors are said as the user's own (their
+    model's code raised), in the window's message bar, not as a bug of Mechscope's."""
+
+    def run(self, *args, **kwargs):
+        return _theirs(self.name, super().run, args, kwargs)
+
+    def run_from(self, *args, **kwargs):
+        return _theirs(self.name, super().run_from, args, kwargs)
+
+    def run_sweep(self, *args, **kwargs):
+        return _theirs(self.name, super().run_sweep, args, kwargs)
+
+
+def _theirs(name: str, fn, args, kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except MechscopeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — the user's forward: any error is theirs
+        log.warning("the forward pass of %s failed", name, exc_info=True)
+        raise InputError(f"{name}'s forward pass failed ({type(exc).__name__}: {exc}); "
+                         "the window keeps the results it had.") from None
 
 
 def resume_note(module: nn.Module) -> str:
@@ -125,8 +154,6 @@ def prepare(module, inputs, labels, class_names: Optional[Sequence[str]] = None,
 
 
 def _wrap(module: nn.Module, x: np.ndarray, y: np.ndarray, class_names, layer, title):
-    from core.adapters.torch_adapter import TorchAdapter
-
     try:
         # The arrays alone first (shapes, dtypes, NaNs, labels), with the sentences a
         # .npz of the user's gets; then against the model's output size.
@@ -146,7 +173,7 @@ def _wrap(module: nn.Module, x: np.ndarray, y: np.ndarray, class_names, layer, t
     dataset = replace(dataset, name=f"{KIND_WORDS.get(dataset.kind, 'examples')} {shape}")
     name = _name(module)
     try:
-        adapter = TorchAdapter(module, name, x.shape[1:], dtype)
+        adapter = LiveAdapter(module, name, x.shape[1:], dtype)
     except Exception as exc:  # noqa: BLE001 — the user's model: any error is theirs to see
         raise ValueError(f"Mechscope could not trace {name}'s layers on inputs of shape "
                          f"{x.shape[1:]} ({type(exc).__name__}: {exc}).") from None

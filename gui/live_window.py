@@ -32,6 +32,9 @@ def show_window(session: SessionAPI, model: str, layer: str, block: bool = True,
     window.workbench.layer = layer
 
     def closed() -> None:
+        # Once: a second close (pytest-qt's, a notebook's) must not reset flags the
+        # caller has changed since.
+        window.closed.disconnect(closed)
         window.worker.join()  # nothing may run the caller's model after this
         # The notebook's or script's own hooks again.
         sys.excepthook, threading.excepthook = hooks

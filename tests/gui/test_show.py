@@ -16,6 +16,7 @@ import mechscope
 from core.ablation import Ablation
 from core.kinds import ModelKind
 from core.live import RERUNS, RESUMES
+from gui import live_window
 from gui.main_window import MainWindow
 
 TIMEOUT_MS = 60_000
@@ -97,6 +98,20 @@ def opened(qtbot, fail_on_slot_exceptions):
     for window in windows:
         window.close()
     QApplication.processEvents()
+
+
+def _made_windows(monkeypatch) -> list:
+    """The windows show() makes from now on (not QApplication.topLevelWidgets(), which
+    may still list windows of earlier tests that are being deleted)."""
+    made = []
+
+    def make(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    real = live_window.make_window
+    monkeypatch.setattr(live_window, "make_window", make)
+    return made
 
 
 def _hooked_accuracy(model: nn.Module, module: nn.Module, channel: int, x, y) -> float:
@@ -234,14 +249,14 @@ class Raises(nn.Module):
      ValueError, "3 class names"),
     ((nn.Linear(3, 2), "rows", np.zeros(4)), TypeError, "numpy array or a torch tensor"),
 ])
-def test_bad_arguments_raise_a_sentence_before_any_window(qtbot, args, error, words):
+def test_bad_arguments_raise_a_sentence_before_any_window(qtbot, monkeypatch, args, error,
+                                                         words):
     model = args[0]
-    before = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+    windows = _made_windows(monkeypatch)
     with pytest.raises(error) as caught:
         mechscope.show(*args, block=False)
     assert words in str(caught.value)
-    after = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
-    assert after == before
+    assert windows == []
     if isinstance(model, nn.Module):
         assert model.training  # left as it came
 
@@ -259,15 +274,16 @@ def test_training_flags_come_back_when_the_window_closes(qtbot, opened, digits, 
     window.close()
     assert cnn.training and cnn.conv1.training and not cnn.relu1.training
     cnn.eval()
+    window.close()  # again (pytest-qt closes it once more): the caller's flags stay
+    assert not cnn.training
 
 
-def test_show_blocks_until_the_window_closes(qtbot, digits, cnn):
+def test_show_blocks_until_the_window_closes(qtbot, monkeypatch, digits, cnn):
     """The script way: show() returns only when the window has closed."""
     seen = []
+    windows = _made_windows(monkeypatch)
 
     def close_when_ready() -> None:
-        windows = [w for w in QApplication.topLevelWidgets()
-                   if isinstance(w, MainWindow) and w.isVisible()]
         ready = windows and windows[0].accuracy_panel.result is not None \
             and not windows[0].worker.busy
         if not ready:
@@ -281,3 +297,31 @@ def test_show_blocks_until_the_window_closes(qtbot, digits, cnn):
     assert mechscope.show(cnn, digits[2][:60], digits[3][:60]) is None
     assert seen == ["SmallCNN"] and cnn.training
     cnn.eval()
+
+
+class Breakable(SmallCNN):
+    """Its forward starts failing when the notebook says so, after the window opened."""
+
+    broken = False
+
+    def forward(self, x):
+        if self.broken:
+            raise RuntimeError("a bug I just typed")
+        return super().forward(x)
+
+
+def test_a_forward_that_fails_in_a_later_job_is_a_message_in_the_window(qtbot, opened,
+                                                                        digits):
+    model = Breakable()
+    window = opened(model, digits[2][:40], digits[3][:40])
+    before = window.accuracy_panel.result
+    model.broken = True
+    with qtbot.waitSignal(window.workbench.error, timeout=TIMEOUT_MS) as got:
+        window.workbench.toggle_unit("conv1", 0)
+    assert "Breakable's forward pass failed (RuntimeError: a bug I just typed)" in got.args[0]
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT_MS)
+    assert window.message_bar.isVisible()
+    assert window.accuracy_panel.result is before
+    model.broken = False  # fixed in the notebook: the window works on
+    with qtbot.waitSignal(window.workbench.evaluation_ready, timeout=TIMEOUT_MS):
+        window.workbench.toggle_unit("conv1", 1)
