@@ -62,7 +62,7 @@ def open_own(make: Make, name: str, title: str, path: str, sha256: str,
              trusted_sha256: Optional[str], declared_input: Optional[tuple] = None,
              spec=None, data: Optional[str] = None,
              token: Optional[CancelToken] = None, *, layout: Optional[Layout] = None,
-             note: Optional[str] = None) -> Opened:
+             note: Optional[str] = None, known: Optional[Dataset] = None) -> Opened:
     """The model that ``make`` builds, trial-run, with the data it is evaluated on:
 
     1. ``data`` (the user's .npz / folder / CSV, of any input shape the model takes);
@@ -75,10 +75,16 @@ def open_own(make: Make, name: str, title: str, path: str, sha256: str,
 
     ``layout``: what the module's first layers say about its input, for a file that
     declares none (:func:`torch_layout`); ``note``: how it runs, for the status line
-    (by default from whether the adapter can resume from a layer).
+    (by default from whether the adapter can resume from a layer); ``known``: the
+    built-in dataset of the architecture whose weights the file holds, tried before
+    any other.
     """
     if data is not None:
         dataset = _user_data(make, name, data, declared_input, token)
+    elif known is not None and spec is None:
+        dataset = known
+        _trial(lambda: make(tuple(known.inputs.shape[1:]), np.dtype(known.inputs.dtype)),
+               known, name, token)
     elif spec is not None:
         dataset = _converted_digits(spec)
         _trial(lambda: make(tuple(spec.shape), np.dtype(np.float32)), dataset, name, token)
@@ -182,7 +188,7 @@ def _fit_classes(adapter: ModelAdapter, dataset: Dataset, name: str, data: Optio
     read again for that count); the model has run in the trial child already."""
     out = np.asarray(adapter.run(np.asarray(dataset.inputs[:2])).outputs)
     scores, classes = int(out.shape[-1]), len(dataset.class_names)
-    if scores == classes or dataset.kind is ModelKind.TOKENS:
+    if scores == classes or not dataset.kind.classifies:
         return dataset
     if data is not None:
         from core.files.user_data import load_own_data
@@ -220,7 +226,9 @@ def open_trusted(path: str, result, spec=None, data: Optional[str] = None,
     kind, unsafe = result.sniffed.kind, tuple(result.unsafe_globals)
     script = kind == "torchscript"
     report(token, 0.3, f"loading {name} (trusted)…")
-    layout = torch_layout(load_trusted(path, kind, unsafe))
+    module = load_trusted(path, kind, unsafe)
+    layout, known = torch_layout(module), _zoo_dataset(module, name)
+    del module  # the adapter loads its own, marked before its first run
 
     def make(input_shape: tuple, dtype: np.dtype) -> ModelAdapter:
         from core.adapters.torch_adapter import TorchAdapter
@@ -235,4 +243,18 @@ def open_trusted(path: str, result, spec=None, data: Optional[str] = None,
     what = "TorchScript" if script else "its own architecture"
     note = "each ablation reruns the whole forward pass (TorchScript)" if script else None
     return open_own(make, name, f"{name} ({what})", path, result.sha256, result.sha256,
-                    None, spec, data, token, layout=layout, note=note)
+                    None, spec, data, token, layout=layout, note=note, known=known)
+
+
+def _zoo_dataset(module, name: str) -> Optional[Dataset]:
+    """The dataset of the built-in architecture whose weights ``module`` holds (a
+    trusted copy of the induction transformer reads its letters), else ``None``."""
+    from core.datasets import load_dataset
+    from core.files.checkpoints import match_zoo
+
+    state = {k: v.detach() for k, v in module.state_dict().items()}
+    try:
+        entry = match_zoo(state, name)
+    except ModelLoadError:
+        return None
+    return load_dataset(entry.dataset)

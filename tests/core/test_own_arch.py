@@ -259,3 +259,37 @@ def test_scripted_torch_layers_are_mirrored_with_their_settings(tmp_path):
     np.testing.assert_allclose(got.activations["1"], want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got.outputs, out, rtol=1e-5, atol=1e-6)
     assert (want < 0).any()  # the ReLU would have changed it in place
+
+
+def test_a_pickled_module_whose_class_is_missing_says_so(remote, tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    source = tmp_path / "gone_models.py"
+    source.write_text("import torch\n\nclass Gone(torch.nn.Module):\n"
+                      "    def __init__(self):\n        super().__init__()\n"
+                      "        self.fc = torch.nn.Linear(256, 10)\n\n"
+                      "    def forward(self, x):\n        return self.fc(x.flatten(1))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    gone = importlib.import_module("gone_models")
+    path = _pickle(gone.Gone().eval(), tmp_path / "gone.pt")
+    monkeypatch.delitem(sys.modules, "gone_models")
+    before = _state(remote)
+    with pytest.raises(NeedsTrust) as asked:
+        remote.open_checkpoint(path)
+    assert "gone_models.Gone" in asked.value.unsafe_globals
+    with pytest.raises(ModelLoadError, match="whose code \\(such as gone_models.Gone\\) is "
+                                             "not available here"):
+        remote.open_checkpoint(path, asked.value.sha256)
+    assert _state(remote) == before
+
+
+def test_a_trusted_copy_of_a_built_in_token_model_reads_its_own_data(remote, tmp_path):
+    from core.zoo import ZOO
+
+    torch.manual_seed(0)
+    model = ZOO["induction_transformer"].builder().eval()
+    info, _ = _trusted(remote, _pickle(model, tmp_path / "letters.pt"))
+    assert info.dataset_name.startswith("induction") and info.input_shape == (25,)
+    assert "its own architecture" in info.title
+    assert remote.evaluate().n > 0
