@@ -62,7 +62,7 @@ def _answer(conn, path: Path, kind: str, size: int) -> None:
         check_onnx(path)
         send_json(conn, {"status": "onnx"})
     elif kind in ("keras", "keras-h5", "hdf5"):
-        from core.files.keras_file import describe
+        from core.files.keras_config import describe
 
         send_json(conn, {"status": "keras", **describe(path, kind)})
     elif kind == "broken-zip":

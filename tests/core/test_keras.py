@@ -154,7 +154,7 @@ def test_sniffed_by_content_not_by_name(files, tmp_path):
 def test_the_probe_lists_the_lambda_without_importing_keras(files):
     """describe() is what the probe's child runs; in a fresh interpreter it reads both
     formats, finds the Lambda, declares the input, and keras is never imported."""
-    code = ("import json, sys\nfrom core.files.keras_file import describe\n"
+    code = ("import json, sys\nfrom core.files.keras_config import describe\n"
             f"out = [describe({str(files['lam'])!r}, 'keras'), "
             f"describe({str(files['lam_h5'])!r}, 'keras-h5'), "
             f"describe({str(files['cnn'])!r}, 'keras')]\n"
