@@ -37,7 +37,8 @@ class ValuesInputPanel(InputPanel):
         self.chart.setMouseEnabled(False, False)
         # Fixed height: the panel scrolls, and a taller chart would be cut by the scroll.
         self.chart.setFixedHeight(118)
-        self.chart.setMinimumWidth(150)
+        # Narrow enough to fit beside the buttons in a 1024-pixel window's input panel.
+        self.chart.setMinimumWidth(90)
         self.chart.setLabel("bottom", "feature")
         self.chart.setLabel("left", "value")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush("#4c9be8"))
@@ -71,7 +72,7 @@ class ValuesInputPanel(InputPanel):
             self.bars.setOpts(x=[], height=[])
             self.line.setData(x, values)
         self.chart.getPlotItem().getAxis("bottom").setTicks(
-            [[(i, str(i)) for i in x]] if len(values) <= 16 else None)
+            [[(i, str(i)) for i in x]] if len(values) <= 8 else None)
         self.chart.setXRange(-0.6, len(values) - 0.4, padding=0)
         low, high = float(min(values.min(), 0.0)), float(max(values.max(), 0.0))
         self.chart.setYRange(low, high if high > low else low + 1.0, padding=0.05)
