@@ -144,6 +144,11 @@ def prepare(module, inputs, labels, class_names: Optional[Sequence[str]] = None,
         raise ValueError(f"The model's parameters are on {device}; Mechscope runs it on "
                          "the CPU: pass model.cpu() (and move it back after the window "
                          "closes).")
+    dtype = next((p.dtype for p in module.parameters()
+                  if p.is_floating_point() and p.dtype != torch.float32), None)
+    if dtype is not None:
+        raise ValueError(f"The model's parameters are {dtype}; Mechscope feeds it float32 "
+                         "inputs: pass model.float().")
     flags = TrainingFlags(module)
     try:
         live = _wrap(module, x, y, class_names, layer, title)

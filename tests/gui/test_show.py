@@ -226,6 +226,19 @@ def test_token_ids_open_with_the_token_views(qtbot, opened):
     assert got.args[0].activations["mix"].shape == (9, 12)
 
 
+def test_rows_of_numbers_open_with_the_neuron_view(qtbot, opened):
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(30, 5)).astype(np.float32)
+    model = nn.Module()  # a model built ad hoc, attributes only: still not a Sequential
+    model.fc1, model.out = nn.Linear(5, 8), nn.Linear(8, 3)
+    model.forward = lambda x: model.out(torch.relu(model.fc1(x)))
+    window = opened(model, rows, rng.integers(0, 3, 30), class_names=["a", "b", "c"])
+    assert window.workbench.info.kind is ModelKind.VALUES
+    assert window.workbench.layer == "fc1"
+    assert window.views.currentWidget() is window.neuron_view
+    assert RERUNS in window.status_panel.info.text()
+
+
 class Raises(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -248,6 +261,8 @@ class Raises(nn.Module):
     ((nn.Linear(3, 2), np.zeros((4, 3), np.float32), np.zeros(4), ["a", "b", "c"]),
      ValueError, "3 class names"),
     ((nn.Linear(3, 2), "rows", np.zeros(4)), TypeError, "numpy array or a torch tensor"),
+    ((nn.Linear(3, 2).double(), np.zeros((4, 3), np.float32), np.zeros(4)), ValueError,
+     "model.float()"),
 ])
 def test_bad_arguments_raise_a_sentence_before_any_window(qtbot, monkeypatch, args, error,
                                                          words):
