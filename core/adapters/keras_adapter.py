@@ -94,6 +94,10 @@ class KerasModule(nn.Module):
         object.__setattr__(self, "keras_model", model)
         self.image_input = image_input
         for layer in model.layers:
+            if "." in layer.name or hasattr(self, layer.name):
+                raise ModelLoadError(f"The Keras model has a layer named {layer.name!r}, a "
+                                     "name that cannot be a layer's here (it holds a dot, "
+                                     "or torch uses it); rename the layer and save again.")
             self.add_module(layer.name, layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -225,6 +225,13 @@ def test_a_model_on_rows_of_numbers_gets_neuron_sites():
                                    rtol=1e-6)
 
 
+def test_a_layer_named_like_a_torch_attribute_is_a_clear_error():
+    inp = keras.Input((3,))
+    model = keras.Model(inp, keras.layers.Dense(2, name="forward")(inp))
+    with pytest.raises(ModelLoadError, match="layer named 'forward'"):
+        KerasAdapter(model, "clash")
+
+
 def test_keras_on_another_backend_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(keras.config, "backend", lambda: "jax")
     with pytest.raises(ModelLoadError, match="jax backend.*torch backend"):
