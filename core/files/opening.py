@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional
-
-import numpy as np
+from typing import Optional
 
 from core.datasets import Dataset, load_dataset, load_digits
 from core.errors import InputError, ModelLoadError
 from core.files.images import ConvertedImage
+from core.files.opened import Opened
+from core.files.opened import trial as _trial
 from core.jobs import CancelToken, report
 from core.kinds import ModelKind
 from core.model import ModelAdapter
@@ -32,20 +32,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 #: Kinds of content that are models (or claim to be): the extension never overrides.
 MODEL_KINDS = ("torch-zip", "torchscript", "pickle", "safetensors", "onnx", "keras",
                "keras-h5", "hdf5")
-
-
-@dataclass(frozen=True)
-class Opened:
-    """A model ready to install, with its evaluation data and, for a model of another
-    input size, the input spec its images are converted with."""
-
-    adapter: ModelAdapter
-    dataset: Dataset
-    title: str
-    default_layer: str
-    spec: Optional[object] = None
-    #: How the model runs, for the status line (:attr:`core.api.ModelInfo.note`).
-    note: str = ""
 
 
 def refuse_special(path: str | Path, folders: bool = False) -> Path:
@@ -89,14 +75,6 @@ def classify(path: str | Path) -> str:
     if kind not in MODEL_KINDS and suffix in DATA_SUFFIXES:
         return "data"
     return "model"
-
-
-def _trial(build: Callable[[], ModelAdapter], dataset: Dataset, name: str,
-           token: Optional[CancelToken]) -> None:
-    from core.adapters.trial import trial_run
-
-    report(token, 0.5, f"trying {name} on two examples…")
-    trial_run(build, np.asarray(dataset.inputs[:2]), name=name)
 
 
 def _torch_adapter(entry, state: dict, label: str) -> ModelAdapter:

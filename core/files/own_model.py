@@ -16,7 +16,8 @@ import numpy as np
 
 from core.datasets import Dataset, load_digits
 from core.errors import ModelLoadError
-from core.files.opening import Opened, _trial
+from core.files.opened import Opened
+from core.files.opened import trial as _trial
 from core.jobs import CancelToken, report
 from core.kinds import ModelKind
 from core.model import ModelAdapter
