@@ -16,6 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from core.datasets import Dataset, load_dataset, load_digits
 from core.errors import InputError, ModelLoadError
 from core.files.images import ConvertedImage
@@ -96,7 +98,8 @@ def open_model_file(path: str, trusted_sha256: Optional[str] = None, spec=None,
     Raises ``NeedsTrust``, ``NeedsInputSpec`` or :class:`ModelLoadError`.
     """
     from core.files.checkpoints import open_checkpoint
-    from core.files.keras_file import KERAS_KINDS, open_keras
+    from core.files.keras_config import KERAS_KINDS
+    from core.files.keras_file import open_keras
     from core.files.sniff import sniff
 
     refuse_special(path)
@@ -182,6 +185,11 @@ def user_dataset(path: str, adapter: ModelAdapter, current: Dataset,
         raise InputError(f"{Path(path).name} does not hold what {adapter.name} reads "
                          f"({reads}, shape {tuple(adapter.input_shape)}); for token ids "
                          "save integer inputs (N, T) with next-token labels (N, T).")
+    if data.kind is ModelKind.TOKENS:  # the model's padding and words, not bare ids
+        vocab, pad = current.class_names, current.pad_id
+        texts = tuple(" ".join(vocab[t] for t in row[:64] if t != pad and t < len(vocab))
+                      for row in np.asarray(data.inputs[:200]))
+        data = replace(data, pad_id=pad, texts=texts)
     if data.display is None and data.kind is ModelKind.IMAGE:  # arrays and CSV
         from core.files.array_data import display_of
 
