@@ -152,3 +152,23 @@ def test_hostile_classes_txt_and_npz(tmp_path):
     np.save(tmp_path / "only.npy", np.zeros((3, 2)))
     with pytest.raises(InputError, match="inputs only"):
         load_own_data(tmp_path / "only.npy", (2,), None, 3)
+
+
+def test_own_token_ids_for_the_token_model(tmp_path):
+    from core.session import Session
+
+    session = Session()
+    session.open_model("induction_transformer")
+    built_in = session.dataset
+    np.savez(tmp_path / "ids.npz", x=np.array(built_in.inputs[:32]),
+             y=np.array(built_in.labels[:32]))
+    info = session.use_dataset(str(tmp_path / "ids.npz"))
+    assert info.kind is ModelKind.TOKENS and info.dataset_size == 32
+    assert info.example_texts[0].split() == [built_in.class_names[t]
+                                             for t in built_in.inputs[0]
+                                             if t != built_in.pad_id][:64]
+    assert session.evaluate().score > 0.9  # the induction head copies the repeat
+    np.savez(tmp_path / "rows.npz", x=RNG.random((5, 25)).astype(np.float32), y=np.zeros(5))
+    with pytest.raises(InputError, match="does not hold what .* reads \\(token ids"):
+        session.use_dataset(str(tmp_path / "rows.npz"))
+    assert session.dataset.name == "ids.npz"  # the data in use stays
