@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Optional
 
 from core.errors import ModelLoadError
-from core.files.keras_config import KERAS_KINDS  # noqa: F401 (opening's route)
 from core.jobs import CancelToken, report
 
 log = logging.getLogger(__name__)
