@@ -168,6 +168,13 @@ def test_a_channel_ablated_in_the_window_equals_a_hand_written_hook(qtbot, opene
     window = opened(cnn, x_test, y_test)
     wb = window.workbench
     assert wb.layer == "conv1"  # the first convolution is shown first
+    with qtbot.waitSignal(wb.capture_ready, timeout=TIMEOUT_MS):
+        window.model_tree.select("fc")
+    assert window.views.currentWidget() is window.neuron_view
+    with qtbot.waitSignal(wb.capture_ready, timeout=TIMEOUT_MS) as got:
+        window.model_tree.select("conv1")  # as a click in the model tree does
+    assert got.args[0].activations["conv1"].shape == (6, 16, 16)
+    assert window.views.currentWidget() is window.channel_grid
     assert window.channel_grid.site == "conv1"
     assert len(window.channel_grid.tiles) == 6
     assert RERUNS in window.status_panel.info.text()
