@@ -54,8 +54,11 @@ def read_config(path: str | Path, kind: str) -> dict:
                               "is damaged or hostile", f"{info.file_size} bytes")
             raw: Any = archive.read(info)
     else:
-        import h5py
-
+        try:
+            import h5py
+        except ImportError:
+            raise Refusal("is an HDF5 file; reading it needs h5py, which comes with the "
+                          "Keras extra: pip install \".[keras]\"") from None
         with h5py.File(path, "r") as handle:
             raw = handle.attrs.get("model_config")
         if raw is None:
