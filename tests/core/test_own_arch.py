@@ -293,3 +293,21 @@ def test_a_trusted_copy_of_a_built_in_token_model_reads_its_own_data(remote, tmp
     assert info.dataset_name.startswith("induction") and info.input_shape == (25,)
     assert "its own architecture" in info.title
     assert remote.evaluate().n > 0
+
+
+def test_a_traced_model_has_its_sites_too(tmp_path):
+    from core.adapters.script_sites import ScriptModel
+    from core.adapters.torch_adapter import TorchAdapter
+
+    model = own_models.seeded(own_models.Residual)
+    x = np.array(load_digits("eval").inputs[:5])
+    path = tmp_path / "traced.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and deprecation warnings
+        torch.jit.save(torch.jit.trace(model, torch.from_numpy(x)), str(path))
+        script = torch.jit.load(str(path))
+    adapter = TorchAdapter(ScriptModel(script, "traced.pt"), "traced.pt", (1, 16, 16))
+    got = adapter.run(x, capture=("block1.act", "block2.act"))
+    for site in ("block1.act", "block2.act"):
+        _, want = _hooked(model, site)
+        np.testing.assert_allclose(got.activations[site], want[:5], rtol=1e-5, atol=1e-6)
