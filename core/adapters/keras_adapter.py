@@ -130,7 +130,10 @@ def input_signature(model) -> tuple[tuple[int, ...], np.dtype, bool]:
     ModelLoadError
         Several inputs, or an input with a free size other than the batch.
     """
-    inputs = list(getattr(model, "inputs", None) or ())
+    try:
+        inputs = list(model.inputs or ())
+    except (AttributeError, ValueError):  # a Sequential model that was never built
+        inputs = []
     if len(inputs) != 1:
         raise ModelLoadError(f"The Keras model has {len(inputs) or 'no'} inputs; "
                              "Mechscope reads models with one input.")
