@@ -162,6 +162,9 @@ def reference():
         # to save that time.
         mp.setattr(gguf, "get_tensor_name_map",
                    functools.lru_cache(maxsize=None)(gguf.get_tensor_name_map))
+        # gguf's reader parses the whole header (~5 s), once for the model and again for
+        # the tokenizer; it only reads the file, so both get the one parse.
+        mp.setattr(gguf, "GGUFReader", functools.lru_cache(maxsize=None)(gguf.GGUFReader))
         hf_logging.disable_progress_bar()
         # Our hyperparameters are given (reading the config parses the whole header
         # again, ~10 s); test_hyperparameters_match_the_file checks them against it.
