@@ -24,9 +24,11 @@ def dataset(session):
     return session.dataset
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def remote():
-    """The compute process users get, with the shipped CNN open; ended after the module."""
+    """The compute process users get, with the shipped CNN open; one for the run (its
+    tests only open, ask and cancel, and the hostile-file test checks that the model and
+    process stay), ended at the end."""
     r = RemoteSession()
     r.open_model("digits_cnn")
     yield r
