@@ -129,22 +129,18 @@ def test_watchdog_bound_is_at_most_a_second():
     assert WATCHDOG_S <= 1.0
 
 
-def test_a_cancelled_data_load_installs_nothing(tmp_path):
-    """A big file of the user's: Cancel during the load leaves the data in use as it was."""
+def test_a_cancelled_data_load_installs_nothing(tmp_path, remote):
+    """A big file of the user's: Cancel during the load leaves the data in use as it was
+    (in the compute process the other tests share, which has the CNN's own data open)."""
     import numpy as np
 
     path = tmp_path / "big.npz"
     rng = np.random.default_rng(0)
     np.savez(path, x=rng.random((200_000, 1, 16, 16), dtype=np.float32),
              y=rng.integers(0, 10, 200_000))
-    remote = RemoteSession()
-    try:
-        remote.open_model("digits_cnn")
-        seen = []
-        token = CancelToken(lambda f, text: (seen.append(text), token.cancel()))
-        with pytest.raises(Cancelled):
-            remote.use_dataset(str(path), token=token)
-        assert any("reading" in text for text in seen)  # cancelled while reading
-        assert remote.evaluate().n == 359 and remote.restarts == 0
-    finally:
-        remote.close()
+    seen = []
+    token = CancelToken(lambda f, text: (seen.append(text), token.cancel()))
+    with pytest.raises(Cancelled):
+        remote.use_dataset(str(path), token=token)
+    assert any("reading" in text for text in seen)  # cancelled while reading
+    assert remote.evaluate().n == 359 and remote.restarts == 0
