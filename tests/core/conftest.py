@@ -48,6 +48,34 @@ def export_onnx(model, path):
     return path
 
 
+@pytest.fixture(scope="session")
+def hostile_models(tmp_path_factory):
+    """(folder, manifest) of the hostile model corpus, built once for the run (~3 s): the
+    tests only read its files (mutants are written under names of their own)."""
+    from tests.hostile.corpus import build
+
+    folder = tmp_path_factory.mktemp("hostile")
+    return folder, build(folder)
+
+
+@pytest.fixture(scope="session")
+def hostile_data(tmp_path_factory):
+    """(folder, manifest) of the hostile data files, built once for the run."""
+    from tests.hostile.data_corpus import build_data
+
+    folder = tmp_path_factory.mktemp("data")
+    return folder, build_data(folder)
+
+
+@pytest.fixture(scope="session")
+def hostile_images(tmp_path_factory):
+    """(folder, manifest) of the hostile images, built once for the run (~1 s)."""
+    from tests.hostile.data_corpus import build_images
+
+    folder = tmp_path_factory.mktemp("images")
+    return folder, build_images(folder)
+
+
 @pytest.fixture(scope="module")
 def onnx_path(tmp_path_factory, adapter):
     """digits_cnn.onnx, exported once per module."""

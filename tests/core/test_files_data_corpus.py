@@ -10,22 +10,20 @@ from core.errors import InputError, MechscopeError
 from core.files.images import load_image
 from core.files.probe import probe_image
 from core.files.user_data import load_user_data
-from tests.hostile.data_corpus import OK, build_data, build_images
+from tests.hostile.data_corpus import OK
 from tests.hostile.messages import assert_readable
 
 CLASSES = tuple(str(i) for i in range(10))
 
 
 @pytest.fixture(scope="module")
-def data_corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    return folder, build_data(folder)
+def data_corpus(hostile_data):
+    return hostile_data
 
 
 @pytest.fixture(scope="module")
-def image_corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("images")
-    return folder, build_images(folder)
+def image_corpus(hostile_images):
+    return hostile_images
 
 
 def test_every_data_file_gives_its_recorded_message(data_corpus):

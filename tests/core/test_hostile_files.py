@@ -11,14 +11,13 @@ from hypothesis import strategies as st
 from core.errors import MechscopeError, ModelLoadError
 from core.files.checkpoints import NeedsTrust
 from core.session import Session
-from tests.hostile.corpus import MARKER, OK, TRUST, build
+from tests.hostile.corpus import MARKER, OK, TRUST
 from tests.hostile.messages import assert_readable
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hostile")
-    return folder, build(folder)
+def corpus(hostile_models):
+    return hostile_models
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ from core.errors import MechscopeError
 from core.files.checkpoints import NeedsTrust
 from tests.hostile.onnx_traps import endless_loop, huge_constant
 from tests.hostile import data_corpus
-from tests.hostile.corpus import MARKER, OK, TRUST, build
+from tests.hostile.corpus import MARKER, OK, TRUST
 from tests.hostile.messages import assert_readable
 
 
-def _hostile(tmp_path_factory) -> list[tuple[str, str]]:
-    folder = tmp_path_factory.mktemp("remote-hostile")
+def _hostile(folder, corpora) -> list[tuple[str, str]]:
     # A model-corpus file that is really an image or data opens as one through
     # open_file (the route decides by content): its message differs, "" = any.
     from core.files.opening import classify
@@ -28,11 +27,8 @@ def _hostile(tmp_path_factory) -> list[tuple[str, str]]:
         except MechscopeError:
             return e
     cases = []
-    for sub, route, manifest in (("models", "model", build),
-                                 ("data", "data", data_corpus.build_data),
-                                 ("images", "image", data_corpus.build_images)):
-        cases += [(str(folder / sub / n), expect(folder / sub / n, e, route))
-                  for n, e in manifest(folder / sub)]
+    for route, (where, manifest) in zip(("model", "data", "image"), corpora):
+        cases += [(str(where / n), expect(where / n, e, route)) for n, e in manifest]
     endless_loop(folder / "endless_loop.onnx")
     huge_constant(folder / "allocates_64_gib.onnx")
     cases += [(str(folder / "endless_loop.onnx"), "did not finish a trial run"),
@@ -40,8 +36,9 @@ def _hostile(tmp_path_factory) -> list[tuple[str, str]]:
     return cases
 
 
-def test_every_hostile_file_through_the_compute_process(remote, tmp_path_factory):
-    cases = _hostile(tmp_path_factory)
+def test_every_hostile_file_through_the_compute_process(remote, tmp_path, hostile_models,
+                                                        hostile_data, hostile_images):
+    cases = _hostile(tmp_path, (hostile_models, hostile_data, hostile_images))
     assert len(cases) > 100
     ablation = (Ablation("conv2", (3,)),)
     before = remote.evaluate(ablation).score
