@@ -33,6 +33,20 @@ def compute():
     remote.close()
 
 
+@pytest.fixture(scope="session")
+def smollm_session():
+    """SmolLM2 opened in this process once for the run, for the views' tests that only
+    ask it (captures, lenses, evaluations); the window's path has its own tests."""
+    from core.session import Session
+    from core.zoo import smollm
+
+    if not smollm.available():
+        pytest.skip("the smollm extra is not installed")
+    session = Session()
+    session.open_model("smollm2-135m")
+    return session
+
+
 @pytest.fixture
 def make_window(qtbot, compute):
     configure_pyqtgraph()

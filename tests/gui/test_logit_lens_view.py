@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from core.session import Session
 from core.zoo import smollm
 from gui.app import configure_pyqtgraph
 from gui.views.logit_lens_view import LogitLensView, position_labels
@@ -14,11 +13,8 @@ PROMPT = "The cat sat on the mat because the"
 
 
 @pytest.fixture(scope="module")
-def lenses():
-    if not smollm.available():
-        pytest.skip("the smollm extra is not installed")
-    s = Session()
-    s.open_model("smollm2-135m")
+def lenses(smollm_session):
+    s = smollm_session
     x = smollm.encode(PROMPT)
     return s.logit_lens(x), s.logit_lens(x, int(smollm.encode(" cat")[0])), s.info
 
@@ -111,11 +107,10 @@ def test_a_narrow_lens_puts_its_side_column_under_the_map(qtbot, view):
     qtbot.waitUntil(lambda: view.body.direction() == QBoxLayout.Direction.LeftToRight)
 
 
-def test_a_word_of_several_tokens_targets_its_first(lenses):
+def test_a_word_of_several_tokens_targets_its_first(smollm_session):
     from gui.lens_dock import read_lens
 
-    session = Session()
-    session.open_model("smollm2-135m")
+    session = smollm_session
     word = " antidisestablishmentarianism"
     ids = smollm.encode(word)
     assert len(ids) > 1

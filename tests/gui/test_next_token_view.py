@@ -22,12 +22,8 @@ WAIT = 120_000
 
 
 @pytest.fixture(scope="module")
-def lm():
-    from core.session import Session
-
-    session = Session()
-    session.open_model("smollm2-135m")
-    return session
+def lm(smollm_session):
+    return smollm_session
 
 
 @pytest.fixture(scope="module")
