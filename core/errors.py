@@ -20,6 +20,11 @@ class AblationError(MechscopeError):
     """An ablation names a site or unit the model does not have."""
 
 
+class ForwardError(InputError):
+    """The user's own model raised in its forward pass (a live module of theirs): the
+    ablation that made it fail is taken back, as a refused :class:`AblationError` is."""
+
+
 class Cancelled(MechscopeError):
     """The job was cancelled by the user or superseded by a newer one."""
 

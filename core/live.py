@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from core.adapters.torch_adapter import TorchAdapter
-from core.errors import InputError, MechscopeError
+from core.errors import ForwardError, MechscopeError
 from core.files.array_data import data_kind, dataset_from_arrays
 from core.files.opening import Opened
 from core.kinds import LayerView, ModelKind
@@ -55,8 +55,8 @@ def _theirs(name: str, fn, args, kwargs):
         raise
     except Exception as exc:  # noqa: BLE001 — the user's forward: any error is theirs
         log.warning("the forward pass of %s failed", name, exc_info=True)
-        raise InputError(f"{name}'s forward pass failed ({type(exc).__name__}: {exc}); "
-                         "the window keeps the results it had.") from None
+        raise ForwardError(f"{name}'s forward pass failed ({type(exc).__name__}: {exc}); "
+                           "the window keeps the results it had.") from None
 
 
 def resume_note(module: nn.Module) -> str:

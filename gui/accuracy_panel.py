@@ -141,6 +141,11 @@ class AccuracyPanel(QWidget):
         self.plot.setBackground("#2a2a3a" if stale else "k")
         if stale:
             self.detail.setText("Evaluating…")
+        elif self.detail.text() == "Evaluating…":
+            # A failed evaluation ends here without a result: the last one is still
+            # what the chart shows (issue #15, a live model's forward that raised).
+            self.detail.setText(self._detail(self.result) if self.result else
+                                "Not evaluated: see the message above.")
 
     def current(self) -> Optional[float]:
         return None if self.result is None else self.result.score

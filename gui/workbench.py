@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from core import ablation
 from core.ablation import Ablation
 from core.api import ModelInfo, OpenedFile, SessionAPI
-from core.errors import AblationError, MechscopeError
+from core.errors import AblationError, ForwardError, MechscopeError
 from core.files.checkpoints import NeedsData, NeedsInputSpec, NeedsTrust
 from core.kinds import LayerView
 from gui.worker import UnexpectedError, Worker
@@ -220,11 +220,13 @@ class Workbench(QObject):
         if self.input is None:
             self.worker.submit("view", _sample_and_capture, self.session, self.sample_index,
                                self._sites(), self.ablations, on_done=done,
-                               on_error=self._on_view_failed, on_cancel=self._on_view_cancel)
+                               on_error=partial(self._on_view_failed, self.ablations),
+                               on_cancel=self._on_view_cancel)
         else:
             self.worker.submit("view", self.session.capture, self.input.model_input,
                                self._sites(), self.ablations, on_done=done,
-                               on_error=self._on_view_failed, on_cancel=self._on_view_cancel)
+                               on_error=partial(self._on_view_failed, self.ablations),
+                               on_cancel=self._on_view_cancel)
 
     def _evaluate(self) -> None:
         self.stale.emit("accuracy", True)
@@ -294,9 +296,9 @@ class Workbench(QObject):
         self.stale.emit("view", False)
         self.capture_ready.emit(capture, current)
 
-    def _on_view_failed(self, error: MechscopeError) -> None:
+    def _on_view_failed(self, tried: tuple[Ablation, ...], error: MechscopeError) -> None:
         self.stale.emit("view", False)
-        self.report_error(error)
+        self._take_back(tried, error)
 
     def _on_view_cancel(self) -> None:
         # Views still showing the previous model's or data's input stay tinted: they
@@ -310,11 +312,21 @@ class Workbench(QObject):
     def _on_evaluation_failed(self, tried: tuple[Ablation, ...],
                               error: MechscopeError) -> None:
         self.stale.emit("accuracy", False)
-        self.report_error(error)
-        if isinstance(error, AblationError) and tried == self.ablations and self._undo:
-            # A refused change (a layer that cannot be skipped) is taken back, so the
-            # list never shows what the model is not running (issue #12).
-            self._set_ablations(self._undo.pop(), record=False)
+        self._take_back(tried, error)
+
+    def _take_back(self, tried: tuple[Ablation, ...], error: MechscopeError) -> None:
+        """Report a job's error; a change the model refused (a layer that cannot be
+        skipped, issue #12; a live model whose forward fails on it, issue #15) is taken
+        back, so the unit list never shows what the model is not running. The view and
+        the evaluation of one change may both fail: only the first takes it back."""
+        refused = isinstance(error, (AblationError, ForwardError))
+        if not (refused and tried and tried == self.ablations and self._undo):
+            self.report_error(error)
+            return
+        before = self._undo.pop()
+        self.error.emit(f"{error} The last change was taken back: the units listed are "
+                        "what the model runs.")
+        self._set_ablations(before, record=False)
 
     def report_error(self, error: MechscopeError) -> None:
         """Route an error of one of this presenter's own jobs to the right place."""

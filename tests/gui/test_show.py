@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
 from torch import nn
 
@@ -343,7 +343,43 @@ def test_a_forward_that_fails_in_a_later_job_is_a_message_in_the_window(qtbot, o
     assert "Breakable's forward pass failed (RuntimeError: a bug I just typed)" in got.args[0]
     qtbot.waitUntil(lambda: not window.worker.busy, timeout=TIMEOUT_MS)
     assert window.message_bar.isVisible()
-    assert window.accuracy_panel.result is before
+    # The refused change is taken back: the intact model's result again (cached).
+    assert window.workbench.ablations == ()
+    assert window.accuracy_panel.result.score == before.score
     model.broken = False  # fixed in the notebook: the window works on
     with qtbot.waitSignal(window.workbench.evaluation_ready, timeout=TIMEOUT_MS):
         window.workbench.toggle_unit("conv1", 1)
+
+
+class Picky(nn.Module):
+    """Passes its input on, but raises on a channel that is all zero: a zero ablation
+    of the layer before it makes the model's own forward fail (the reviewer's case)."""
+
+    def forward(self, h):
+        if (h.abs().flatten(2).sum(2) == 0).any():
+            raise RuntimeError("Picky refuses a channel that is all zero")
+        return h
+
+
+def test_an_ablation_the_forward_refuses_is_taken_back(qtbot, opened, digits):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), Picky(), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(3 * 16 * 16, 10))
+    window = opened(model, digits[2][:40], digits[3][:40], layer="0")
+    wb, panel = window.workbench, window.accuracy_panel
+    before = panel.result
+    with qtbot.waitSignal(wb.error, timeout=TIMEOUT_MS) as got:
+        wb.toggle_unit("0", 1)  # what a Ctrl+click on channel 1's tile does
+    assert "Picky refuses a channel that is all zero" in got.args[0]
+    assert "taken back" in got.args[0]
+    qtbot.waitUntil(lambda: not window.worker.busy and panel.detail.text() != "Evaluating…",
+                    timeout=TIMEOUT_MS)
+    assert wb.ablations == ()
+    assert [window.ablation_panel.active.item(i).text()
+            for i in range(window.ablation_panel.active.count())] == \
+        ["nothing — the model is intact"]
+    units = window.ablation_panel.units
+    assert all(units.item(i).checkState() == Qt.CheckState.Checked
+               for i in range(units.count()))
+    assert panel.result.ablations == () and panel.result.score == before.score
+    assert "taken back" in window.message_bar.message()
