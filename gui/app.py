@@ -129,7 +129,7 @@ def run(options: Options, session: Optional[SessionAPI] = None) -> int:
     QTimer.singleShot(0, lambda: window.workbench.open_model(model))
     if options.file and script is None:
         # Opened after the model, as File › Open would: same route, same dialogs.
-        window.workbench.model_opened.connect(_once(window, options.file))
+        window.workbench.model_opened.connect(_once(window, options.file, options.layer))
     # Ctrl-C in the terminal, or a logout's SIGTERM, closes the window normally (settings
     # saved, compute process stopped) instead of killing the interpreter mid-flight.
     # Queued, not called: a signal that arrives before the event loop runs would close
@@ -146,10 +146,20 @@ def run(options: Options, session: Optional[SessionAPI] = None) -> int:
     return script.exit_code if script else 0
 
 
-def _once(window: MainWindow, path: str):
-    """A slot that opens ``path`` the first time a model is ready, then disconnects."""
+def _once(window: MainWindow, path: str, layer: Optional[str] = None):
+    """A slot that opens ``path`` the first time a model is ready, then disconnects;
+    once it opened, ``layer`` (``--layer``, which may be the file model's) is shown."""
+    wb = window.workbench
+
+    def show_layer(_path, message: str) -> None:
+        wb.file_outcome.disconnect(show_layer)
+        if not message and wb.layer_info(layer) is not None:
+            window.model_tree.select(layer)
+
     def open_file(_info) -> None:
-        window.workbench.model_opened.disconnect(open_file)
-        window.workbench.open_file(path)
+        wb.model_opened.disconnect(open_file)
+        if layer:
+            wb.file_outcome.connect(show_layer)
+        wb.open_file(path)
 
     return open_file

@@ -60,6 +60,9 @@ class Script(QObject):
             steps.append(self._layer_and_input)
         if opts.file:
             steps.append(lambda: wb.open_file(opts.file))
+            if opts.layer and not opts.lesson:
+                # The file's model has layers of its own: --layer names one of them.
+                steps.append(self._layer_of_file)
         if opts.ablations or (opts.smoke_test and not opts.file):
             steps.append(lambda: wb.set_ablations(opts.ablations or (self._first_unit(),)))
         heads = getattr(opts, "heads", False)
@@ -92,9 +95,23 @@ class Script(QObject):
             self.window.model_tree.select(layer)
         self.window.unit_pages.open(site, unit)
 
+    def _layer_of_file(self) -> None:
+        """``--layer`` of the model a FILE opened (the built-in one, for an image or data
+        file); a layer it lacks is the run's failure, said with the layers it has."""
+        wb, layer = self.window.workbench, self.options.layer
+        if self.file_message:  # it did not open: its message is the outcome
+            return
+        if wb.layer_info(layer) is None:
+            names = ", ".join(item.name for item in wb.info.layers)
+            self._on_error(f"--layer {layer}: {wb.info.name} has no such layer; its layers "
+                           f"are {names}.")
+        elif wb.layer != layer:
+            self.window.model_tree.select(layer)
+
     def _layer_and_input(self) -> None:
         opts, wb = self.options, self.window.workbench
         if opts.layer:
+            # With a FILE, the layer may be the file model's: chosen again once it opened.
             self.window.model_tree.select(opts.layer)
         if opts.text:
             wb.open_text(opts.text)
