@@ -18,6 +18,11 @@ from gui.draw_panel import DrawPanel
 from gui.views.imaging import gray_to_uint8
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
+OPEN_TIP = ("A PNG/JPG of a digit: it is converted to the model's 8x8 → 16x16 input, and "
+            "the steps are shown")
+DRAW_TIP = "Draw a digit with the mouse"
+#: What a picture or a drawing is converted to (core.files.images).
+DIGIT_INPUT = (1, 16, 16)
 
 
 def pixmap(img: np.ndarray, size: int) -> QPixmap:
@@ -50,11 +55,15 @@ class InputPanel(QWidget):
         self.index.setPrefix("example ")
         self.index.setEnabled(False)
         self.open_button = QPushButton("Open image…")
-        self.open_button.setToolTip("A PNG/JPG of a digit: it is converted to the model's "
-                                    "8x8 → 16x16 input, and the steps are shown")
+        self.open_button.setToolTip(OPEN_TIP)
         self.draw_button = QPushButton("Draw…")
         self.draw_button.setCheckable(True)
-        self.draw_button.setToolTip("Draw a digit with the mouse")
+        self.draw_button.setToolTip(DRAW_TIP)
+        self.class_names: tuple[str, ...] = ()
+        self.input_shape: tuple[int, ...] = DIGIT_INPUT
+        #: Whether the examples are the built-in digits (else the user's own data).
+        self.digits = True
+        self.source_name = "built-in"
         self.draw = DrawPanel()
         self.draw.hide()
         self.source = QLabel("")
@@ -106,6 +115,30 @@ class InputPanel(QWidget):
         self.draw_button.toggled.connect(self._on_draw_toggled)
         self.draw.drawn.connect(self.drawing_made)
 
+    def set_model(self, info) -> None:
+        """What the open model (a :class:`core.api.ModelInfo`) reads: its class names
+        label the strip, and its data say how an example became its input. An image
+        file or a drawing becomes the digits' 1×16×16 input (or the built-in digits'
+        conversion to the model's input), so other models cannot be given one."""
+        self.class_names = tuple(info.class_names)
+        self.input_shape = tuple(info.input_shape)
+        self.digits = info.dataset_source == "built-in"
+        self.source_name = info.dataset_source
+        drawable = self.digits or self.input_shape == DIGIT_INPUT
+        shape = "×".join(map(str, self.input_shape))
+        why = (f"{info.name} reads {shape} inputs: a picture or a drawing becomes the "
+               "digits' 1×16×16 input, so choose one of your examples instead.")
+        for button, tip in ((self.open_button, OPEN_TIP), (self.draw_button, DRAW_TIP)):
+            button.setEnabled(drawable)
+            button.setToolTip(tip if drawable else why)
+        if not drawable:
+            self.draw_button.setChecked(False)
+
+    def class_name(self, label: int) -> str:
+        """``label``'s class name (the index itself if the model has none for it)."""
+        label = int(label)
+        return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
+
     def show_examples(self, images: np.ndarray, labels: np.ndarray,
                       total: Optional[int] = None) -> None:
         """Fill the strip with ``images`` (N, h, w) 0..1 and their ``labels`` (N,): the
@@ -113,8 +146,8 @@ class InputPanel(QWidget):
         self.strip.blockSignals(True)
         self.strip.clear()
         for i, (img, label) in enumerate(zip(images, labels)):
-            item = QListWidgetItem(QIcon(pixmap(img, 40)), str(int(label)))
-            item.setToolTip(f"example {i}, true label {int(label)}")
+            item = QListWidgetItem(QIcon(pixmap(img, 40)), self.class_name(label))
+            item.setToolTip(f"example {i}, true label {self.class_name(label)}")
             self.strip.addItem(item)
         self.strip.blockSignals(False)
         self.index.blockSignals(True)
@@ -128,10 +161,19 @@ class InputPanel(QWidget):
             widget.blockSignals(True)
             (widget.setCurrentRow if widget is self.strip else widget.setValue)(value)
             widget.blockSignals(False)
-        self.source.setText(f"Dataset example {index} · true label {label}")
-        self._previews([display, model_input[0]], ["8×8 digit", "model input 16×16"])
-        self.steps.setText("The dataset's 8x8 digit (0..16) → scaled to 0..1 → "
-                           "upsampled 2x (bilinear) to the model's 16x16 input.")
+        self.source.setText(f"Dataset example {index} · true label {self.class_name(label)}")
+        shape = "×".join(map(str, np.shape(model_input)))
+        if self.digits:
+            self._previews([display, model_input[0]], ["8×8 digit", f"model input {shape}"])
+            self.steps.setText("The dataset's 8x8 digit (0..16) → scaled to 0..1 → "
+                               "upsampled 2x (bilinear) to the model's 16x16 input.")
+            return
+        # The user's own arrays reach the model untouched; the picture is only a view.
+        self._previews([display], [f"example {index} ({shape})"])
+        channels = ("the mean of its channels, " if np.ndim(model_input) == 3
+                    and np.shape(model_input)[0] > 1 else "")
+        self.steps.setText(f"Your data ({self.source_name}), as given ({shape}). The "
+                           f"picture shows {channels}scaled to the data's range.")
 
     def show_image(self, converted: ConvertedImage) -> None:
         self.strip.blockSignals(True)

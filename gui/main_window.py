@@ -263,11 +263,13 @@ class MainWindow(QMainWindow):
         self.model_box.setCurrentIndex(self.model_box.findData(info.name))
         self.model_tree.show_model(info.name, info.title, info.layers, info.n_params)
         self.model_tree.select(self.workbench.layer)
-        # Only a model that reads pictures can be given an image file.
-        pictures = info.kind is ModelKind.IMAGE
+        # Only a model that reads pictures can be given an image file, and only one that
+        # takes the digits' input (or the built-in digits converted to its own).
+        pictures = info.kind is ModelKind.IMAGE and (info.dataset_source == "built-in" or
+                                                     tuple(info.input_shape) == (1, 16, 16))
         self.file_menu.open_action.setEnabled(pictures)
         self.file_menu.open_action.setToolTip("" if pictures else
-                                              f"{info.name} reads no pictures")
+                                              f"{info.name} reads no digit pictures")
         builtin = info.dataset_source == "built-in"
         self.accuracy_panel.set_dataset(info.dataset_name if builtin else info.dataset_source,
                                         builtin)

@@ -101,8 +101,7 @@ class PredictionPresenter(QObject):
                                       f"Sequences from the evaluation set: {info.dataset_name}")
             self.token_input.show_examples(info.example_texts)
         else:
-            if info.kind is ModelKind.VALUES:
-                self.values_input.set_classes(info.class_names)
+            chosen.input.set_model(info)
             chosen.input.show_examples(info.examples, info.example_labels,
                                        info.dataset_size)
 

@@ -41,6 +41,10 @@ class ValuesInputPanel(InputPanel):
         self.chart.setMinimumWidth(90)
         self.chart.setLabel("bottom", "feature")
         self.chart.setLabel("left", "value")
+        # Ticks in the data's own units: pyqtgraph's SI prefix turned ±0.5 into ±500
+        # "value (x0.001)", a label cut off in a narrow panel.
+        for side in ("left", "bottom"):
+            self.chart.getPlotItem().getAxis(side).enableAutoSIPrefix(False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush("#4c9be8"))
         self.line = pg.PlotDataItem(pen=pg.mkPen("#4c9be8", width=1))
         self.chart.addItem(self.bars)
@@ -50,8 +54,14 @@ class ValuesInputPanel(InputPanel):
         self.values: Optional[np.ndarray] = None
 
     def set_classes(self, names: Sequence[str]) -> None:
-        """The model's class names, for the caption of the chosen example."""
+        """The model's class names, for the strip and the caption of the chosen example."""
         self.class_names = tuple(names)
+
+    def set_model(self, info) -> None:
+        super().set_model(info)
+        for button in (self.open_button, self.draw_button):
+            button.setEnabled(False)
+            button.setToolTip(NO_PICTURES)
 
     def show_sample(self, index: int, label: int, display: np.ndarray,
                     model_input: np.ndarray) -> None:

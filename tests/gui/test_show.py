@@ -383,3 +383,35 @@ def test_an_ablation_the_forward_refuses_is_taken_back(qtbot, opened, digits):
                for i in range(units.count()))
     assert panel.result.ablations == () and panel.result.score == before.score
     assert "taken back" in window.message_bar.message()
+
+
+def test_colour_images_of_named_classes_are_said_as_they_are(qtbot, opened):
+    """Not the digits: the input panel says what the arrays are, names the classes in
+    the strip, and offers no drawing (it would become a 1×16×16 digit)."""
+    torch.manual_seed(0)
+    x, y = torch.rand(24, 3, 32, 32), torch.arange(24) % 4
+    model = nn.Sequential(nn.Conv2d(3, 5, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+                          nn.Flatten(), nn.Linear(80, 4))
+    names = ["cat", "dog", "car", "ship"]
+    window = opened(model, x, y, class_names=names)
+    panel = window.input_panel
+    assert window.inputs.currentWidget() is panel
+    qtbot.waitUntil(lambda: panel.source.text().startswith("Dataset example"),
+                    timeout=TIMEOUT_MS)
+    assert [panel.strip.item(i).text() for i in range(4)] == names
+    assert panel.strip.item(1).toolTip() == "example 1, true label dog"
+    assert panel.source.text() == "Dataset example 0 · true label cat"
+    assert "8x8" not in panel.steps.text() and "as given (3×32×32)" in panel.steps.text()
+    for button in (panel.open_button, panel.draw_button):
+        assert not button.isEnabled() and "reads 3×32×32 inputs" in button.toolTip()
+    assert not window.file_menu.open_action.isEnabled()
+
+
+def test_digits_of_ones_own_still_take_a_drawing(qtbot, opened, digits, cnn):
+    window = opened(cnn, digits[2][:30], digits[3][:30])
+    panel = window.input_panel
+    qtbot.waitUntil(lambda: panel.source.text().startswith("Dataset example"),
+                    timeout=TIMEOUT_MS)
+    assert panel.draw_button.isEnabled() and panel.open_button.isEnabled()
+    assert window.file_menu.open_action.isEnabled()
+    assert "as given (1×16×16)" in panel.steps.text()
