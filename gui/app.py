@@ -160,6 +160,6 @@ def _once(window: MainWindow, path: str, layer: Optional[str] = None):
         wb.model_opened.disconnect(open_file)
         if layer:
             wb.file_outcome.connect(show_layer)
-        wb.open_file(path)
+        window.files.open_given(path)  # with --data, on that data
 
     return open_file

@@ -49,6 +49,17 @@ class FileOpener(QObject):
         flags answer are not asked (trust only with --trust; the window asks without)."""
         self.command_line = (path, data, trust)
 
+    def open_given(self, path: str) -> None:
+        """Open ``path`` as the command line's FILE: with its ``--data``, as a model on
+        that data from the start — a model that opens without a question (a Keras file,
+        weights of a built-in architecture) would otherwise be evaluated on the built-in
+        data and the flag lost."""
+        data, _ = self._flags_for(path)
+        if data:
+            self.workbench.open_checkpoint(path, None, None, data)
+        else:
+            self.workbench.open_file(path)
+
     def _flags_for(self, path: str) -> tuple[Optional[str], bool]:
         if self.command_line is None:
             return None, False
@@ -81,7 +92,7 @@ class FileOpener(QObject):
             self.workbench.open_checkpoint(error.path, error.sha256, None, data)
             return
         if self.settings is not None and self.settings.is_trusted(error.sha256):
-            self.workbench.open_checkpoint(error.path, error.sha256)
+            self.workbench.open_checkpoint(error.path, error.sha256, None, data)
             return
         self.dialog = TrustDialog(error, self.window)
         self.dialog.finished.connect(self._on_trust_answered)
@@ -143,4 +154,5 @@ class FileOpener(QObject):
             return
         if self.settings is not None:
             self.settings.trust(dialog.error.sha256, dialog.error.path)
-        self.workbench.open_checkpoint(dialog.error.path, dialog.error.sha256)
+        data, _ = self._flags_for(dialog.error.path)  # --data without --trust
+        self.workbench.open_checkpoint(dialog.error.path, dialog.error.sha256, None, data)

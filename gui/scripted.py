@@ -59,7 +59,7 @@ class Script(QObject):
         else:
             steps.append(self._layer_and_input)
         if opts.file:
-            steps.append(lambda: wb.open_file(opts.file))
+            steps.append(lambda: self.window.files.open_given(opts.file))
             if opts.layer and not opts.lesson:
                 # The file's model has layers of its own: --layer names one of them.
                 steps.append(self._layer_of_file)

@@ -33,6 +33,8 @@ POLL_S = 0.02
 _ALLOCATION_WORDS = ("bad_alloc", "failed to allocate", "memoryerror", "out of memory",
                      "cannot allocate")
 _KEPT = "it was not opened and the previous model stays."
+#: The most of an exception's message that goes into the sentence (the rest: the log).
+REASON_CHARS = 160
 
 
 def _pages(pid: int, field: int) -> int:
@@ -85,6 +87,19 @@ def _chain_text(exc: BaseException) -> str:
     return " <- ".join(parts)
 
 
+def _one_line(exc: BaseException, limit: int = REASON_CHARS) -> str:
+    """``Type: first line of the message``, at most ``limit`` characters. TorchScript
+    puts its interpreter's preamble and traceback first and the error itself last."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if len(lines) > 1 and "TorchScript" in lines[0]:
+        # "builtins.RuntimeError: …": the exception the scripted code raised.
+        text = lines[-1].removeprefix("builtins.")
+    elif not text.startswith(type(exc).__name__):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
 def _single_threaded() -> None:
     """GNU OpenMP is not fork-safe: a forked child whose parent already ran a parallel
     torch op hangs in its first one (PyTorch's DataLoader workers do the same)."""
@@ -115,9 +130,9 @@ def _child(build: Callable, inputs: np.ndarray, conn, address_extra: int) -> Non
         conn.send(("load", str(exc), _chain_text(exc)))
     except MechscopeError as exc:
         conn.send(("error", str(exc), _chain_text(exc)))
-    except Exception as exc:  # a model's own failure: the text goes to the log
+    except Exception as exc:  # a model's own failure: its one line in the sentence
         log.debug("the trial run raised", exc_info=True)
-        conn.send(("error", "", _chain_text(exc)))
+        conn.send(("raised", _one_line(exc), _chain_text(exc)))
     finally:
         conn.close()
 
@@ -214,6 +229,8 @@ def _judge(name: str, verdict: Optional[str], message, exitcode: Optional[int],
         raise ModelLoadError(text)
     if status == "bad":
         reason = text
+    elif status == "raised":
+        reason = f"its forward pass failed ({text})"
     elif text:
         reason = text.rstrip(".")
         if reason.startswith(f"{name} "):

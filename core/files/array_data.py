@@ -29,6 +29,20 @@ def data_kind(inputs: np.ndarray) -> ModelKind:
     return ModelKind.VALUES
 
 
+def channels_first(inputs: np.ndarray) -> np.ndarray:
+    """``inputs`` with (N, H, W, C) pictures (C of 1–4, H and W over 4, as Keras users
+    and image libraries save them) moved to (N, C, H, W); anything else as it is.
+
+    Only for data whose model input is unknown: an array that could be either layout
+    (N, 3, 3, 3) is left alone, and a known input shape always decides instead.
+    """
+    shape = inputs.shape
+    if inputs.ndim == 4 and 1 <= shape[3] <= MAX_IMAGE_CHANNELS and min(shape[1:3]) > 4 \
+            and inputs.dtype.kind in "fiub":
+        return np.moveaxis(inputs, -1, 1)
+    return inputs
+
+
 def display_of(inputs: np.ndarray) -> np.ndarray:
     """(N, H, W) 0..1 pictures of (N, C, H, W) images: the channel mean, scaled by the
     1st and 99th percentiles over the whole set (one scale, so brightness compares)."""

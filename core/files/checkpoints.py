@@ -135,6 +135,17 @@ def open_checkpoint(path: str | Path, trusted_sha256: Optional[str] = None):
     return match_zoo(result.state, Path(path).name), result.state, result
 
 
+def _resave_hint(example: str) -> str:
+    """How to save a model whose pickle cannot be loaded so that it opens. Weights alone
+    open only on an architecture Mechscope has (its own classes, in ``core``); a class
+    of the user's needs its code saved with it, or the window opened from its script."""
+    if not example or example.startswith("core."):
+        return "save its weights with torch.save(model.state_dict(), path) and open that."
+    return ("save it as TorchScript (torch.jit.save(torch.jit.trace(model, example_inputs), "
+            "path)) and open that, or call mechscope.show(model, inputs, labels) from the "
+            "script that defines it.")
+
+
 def load_trusted(path: str | Path, kind: str, unsafe_globals: tuple[str, ...] = ()):
     """Only after the user said yes to this exact file: run it and take the module
     (``kind``: the sniffed kind, ``"torchscript"`` or a pickle). Floating-point
@@ -154,13 +165,12 @@ def load_trusted(path: str | Path, kind: str, unsafe_globals: tuple[str, ...] = 
         example = next((g for g in unsafe_globals if "torch" not in g), "")
         hint = f" (such as {example})" if example else ""
         raise ModelLoadError(f"{name} is a whole pickled model whose code{hint} is not "
-                             "available here; save its weights with "
-                             "torch.save(model.state_dict(), path) and open that.") from None
+                             f"available here; {_resave_hint(example)}") from None
     except Exception as exc:  # running the file's code can fail in any way
         log.info("trusted load of %s: %s: %s", name, type(exc).__name__, exc)
+        example = next((g for g in unsafe_globals if "torch" not in g), "")
         raise ModelLoadError(f"{name} could not be loaded even when trusted: running it "
-                             "failed; save its weights with "
-                             "torch.save(model.state_dict(), path) and open that.") from None
+                             f"failed; {_resave_hint(example)}") from None
     if not isinstance(module, torch.nn.Module):
         raise ModelLoadError(f"{name} holds a Python {type(module).__name__} rather than "
                              "a model; save the model or its state_dict instead.")

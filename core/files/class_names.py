@@ -70,6 +70,6 @@ def read_classes(path: Path) -> tuple[str, ...]:
 def check_count(names: tuple[str, ...], n_outputs: Optional[int], where: str) -> None:
     """Refuse a list of names that does not name every output of the model once."""
     if n_outputs is not None and len(names) != n_outputs:
-        raise InputError(f"{where} names {len(names)} classes, but the model has "
-                         f"{n_outputs} outputs; list one name per output, in the order "
+        raise InputError(f"{where} has {len(names)} names, but the model puts out "
+                         f"{n_outputs} scores; list one name per score, in the order "
                          "of the outputs.")

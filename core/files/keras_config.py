@@ -131,6 +131,32 @@ def _scan(config: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(dict.fromkeys(found)), tuple(dict.fromkeys(modules))
 
 
+def named_functions(config: Any) -> tuple[str, ...]:
+    """The functions Lambda layers call by name alone (``Lambda(f)`` of a ``def f``):
+    the file stores no code for them, and Keras finds only its own functions that way
+    (a ``relu``), so any other name cannot be loaded, trusted or not."""
+    found: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+        if not isinstance(node, dict):
+            return
+        inner = node.get("config")
+        if node.get("class_name") in LAMBDAS and isinstance(inner, dict):
+            function = inner.get("function")
+            if isinstance(function, dict) and function.get("class_name") == "function" \
+                    and function.get("module") == "builtins" \
+                    and isinstance(function.get("config"), str):
+                found.append(function["config"])
+        for value in node.values():
+            visit(value)
+
+    visit(config)
+    return tuple(dict.fromkeys(found))
+
+
 def _channels_last(layers: list) -> bool:
     formats = {(lay.get("config") or {}).get("data_format") for lay in layers
                if isinstance(lay, dict) and isinstance(lay.get("config"), dict)} - {None}
@@ -167,8 +193,10 @@ def declared_input(config: dict) -> Optional[dict]:
 
 def describe(path: str | Path, kind: str) -> dict:
     """What the probe's child answers for a Keras file: the code it would run
-    (``names``), the modules of its custom objects (``modules``) and its declared
-    input (``input``, or ``None``)."""
+    (``names``), the modules of its custom objects (``modules``), the functions its
+    Lambda layers name without their code (``functions``) and its declared input
+    (``input``, or ``None``)."""
     config = read_config(path, kind)
     names, modules = _scan(config)
-    return {"names": list(names), "modules": list(modules), "input": declared_input(config)}
+    return {"names": list(names), "modules": list(modules),
+            "functions": list(named_functions(config)), "input": declared_input(config)}

@@ -59,16 +59,39 @@ def _import_all(modules: tuple[str, ...]) -> list[str]:
     return missing
 
 
+#: Where Keras looks up a function a file names without a module (its own, by name).
+BUILTIN_FUNCTION_MODULES = ("activations", "constraints", "initializers", "losses",
+                            "metrics", "optimizers", "regularizers")
+
+
+def _keras_function(name: str) -> bool:
+    """Whether Keras has a function of its own called ``name`` (a Lambda may name one)."""
+    from core.adapters.keras_adapter import import_keras
+
+    keras = import_keras()
+    return any(callable(getattr(getattr(keras, module, None), name, None))
+               for module in BUILTIN_FUNCTION_MODULES)
+
+
+def _own_code(name: str, what: str, where: str = "") -> str:
+    return (f"{name} uses the {what}, code of your own that is not stored in the "
+            f"file{where}; Mechscope opens Keras models built from Keras's own layers and "
+            "functions (and Lambda layers, whose code the file stores, once you trust it).")
+
+
+def _named_function(name: str, function: str) -> str:
+    return (_own_code(name, f"function {function!r}") + f" To open it, write the body of "
+            f"{function} as a lambda expression in the layer (Lambda(lambda x: ...)), whose "
+            "code the file stores, and save the model again.")
+
+
 def _load_failure(name: str, text: str, trusted: bool, missing: list[str]) -> str:
     if "safe_mode" in text and not trusted:
         return f"{name} holds code that Keras's safe mode refused; it was not opened."
     unknown = re.search(r"Could not locate (function|class) '([^']+)'", text)
     if unknown:
         where = f" (its module {missing[0]} cannot be imported here)" if missing else ""
-        return (f"{name} uses the {unknown[1]} {unknown[2]!r}, code of your own that is not "
-                f"stored in the file{where}; Mechscope opens Keras models built from "
-                "Keras's own layers and functions (and Lambda layers, whose code the file "
-                "stores, once you trust it).")
+        return _own_code(name, f"{unknown[1]} {unknown[2]!r}", where)
     first = text.strip().splitlines()[0] if text.strip() else "an unknown error"
     return f"{name} could not be loaded by Keras: {first[:300]}"
 
@@ -90,6 +113,13 @@ def open_keras(path: str, trusted_sha256: Optional[str] = None, spec=None,
     report(token, 0.1, f"reading {name} in a sandbox process…")
     result = probe(path)
     trusted = result.needs_trust and trusted_sha256 == result.sha256
+    functions = [f for f in (result.details or {}).get("functions") or ()
+                 if isinstance(f, str)]
+    if functions:  # before the trust question: trusting it could not make it open
+        report(token, 0.2, "starting Keras…")
+        missing = [f for f in functions if not _keras_function(f)]
+        if missing:
+            raise ModelLoadError(_named_function(name, missing[0]))
     if result.needs_trust and not trusted:
         raise NeedsTrust(f"{name} is {DESCRIPTION}: opening it runs code from the file.",
                          result.path, result.size, result.sha256, DESCRIPTION,

@@ -113,17 +113,22 @@ def open_model_file(path: str, trusted_sha256: Optional[str] = None, spec=None,
 
         return open_trusted(path, result, spec, data, token)
     if entry is None:
-        return _open_onnx(path, result.sha256, spec, token)
+        return _open_onnx(path, result.sha256, spec, token, data)
     label = f"{entry.name} ← {name}"
     dataset = load_dataset(entry.dataset)
+    if data is not None:  # the user's data, in the input this architecture reads
+        dataset = user_dataset(data, _torch_adapter(entry, state, label), dataset, token)
     _trial(lambda: _torch_adapter(entry, state, label), dataset, name, token)
+    where = f" on {Path(data).name}" if data is not None else ""
     return Opened(_torch_adapter(entry, state, label), dataset,
-                  f"{entry.name} with the weights of {name}", entry.default_layer)
+                  f"{entry.name} with the weights of {name}{where}", entry.default_layer)
 
 
-def _open_onnx(path: str, sha256: str, spec, token: Optional[CancelToken]) -> Opened:
-    """An ONNX model on the dataset whose inputs it takes — or, given an input spec
-    (asked once from the user), on the digits converted to that input."""
+def _open_onnx(path: str, sha256: str, spec, token: Optional[CancelToken],
+               data: Optional[str] = None) -> Opened:
+    """An ONNX model on ``data`` (the user's inputs and labels) when given, else on the
+    dataset whose inputs it takes — or, given an input spec (asked once from the user),
+    on the digits converted to that input."""
     from core.adapters.onnx_adapter import OnnxAdapter
     from core.files.checkpoints import NeedsInputSpec
     from core.files.preprocess import guess
@@ -134,6 +139,11 @@ def _open_onnx(path: str, sha256: str, spec, token: Optional[CancelToken]) -> Op
     except (ValueError, KeyError) as exc:
         log.info("ONNX %s refused: %s", name, exc)
         raise ModelLoadError(f"{name} cannot be opened: {exc}") from exc
+    if data is not None:  # checked against its input and its number of scores
+        from core.files.own_model import open_own
+
+        return open_own(lambda *_: OnnxAdapter(path, name), name, f"{name} (ONNX)", path,
+                        sha256, None, tuple(adapter.input_shape), data=data, token=token)
     for entry in ZOO.values():
         if entry.kind is ModelKind.IMAGE and entry.input_shape == adapter.input_shape \
                 and spec is None:

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from core.datasets import Dataset, load_digits
-from core.errors import ModelLoadError
+from core.errors import InputError, ModelLoadError
 from core.files.opened import Opened
 from core.files.opened import trial as _trial
 from core.jobs import CancelToken, report
@@ -81,7 +81,7 @@ def open_own(make: Make, name: str, title: str, path: str, sha256: str,
     any other.
     """
     if data is not None:
-        dataset = _user_data(make, name, data, declared_input, token)
+        dataset = _user_data(make, name, data, declared_input, token, layout)
     elif known is not None and spec is None:
         dataset = known
         _trial(lambda: make(tuple(known.inputs.shape[1:]), np.dtype(known.inputs.dtype)),
@@ -109,13 +109,40 @@ def open_own(make: Make, name: str, title: str, path: str, sha256: str,
 
 
 def _user_data(make: Make, name: str, data: str, declared_input: Optional[tuple],
-               token: Optional[CancelToken]) -> Dataset:
+               token: Optional[CancelToken], layout: Optional[Layout] = None) -> Dataset:
     from core.files.user_data import load_own_data
 
-    dataset = load_own_data(data, declared_input, None, None, token)
+    # Without its classes.txt: a list of the wrong length is told against the model's
+    # scores (_fit_classes), not as labels beyond the names.
+    dataset = load_own_data(data, declared_input, None, None, token, classes_txt=False)
     shape = tuple(dataset.inputs.shape[1:])
-    _trial(lambda: make(shape, np.dtype(dataset.inputs.dtype)), dataset, name, token)
+    try:
+        _trial(lambda: make(shape, np.dtype(dataset.inputs.dtype)), dataset, name, token)
+    except ModelLoadError:
+        # Only once it failed: the first layer found may not be the first one run.
+        misfit = _misfit(Path(data).name, shape, layout)
+        if misfit is None:
+            raise
+        raise InputError(misfit) from None
     return dataset
+
+
+def _misfit(data_name: str, shape: tuple, layout: Optional[Layout]) -> Optional[str]:
+    """Why inputs of ``shape`` do not fit the first layer ``layout`` describes, or
+    ``None`` when they may."""
+    if layout is None or not layout.size:
+        return None
+    if layout.kind == "values" and int(np.prod(shape)) != layout.size:
+        return (f"{data_name} has {int(np.prod(shape))} numbers per example, but the model "
+                f"reads {layout.size}; choose data of its inputs.")
+    if layout.kind == "image" and len(shape) == 3 and shape[0] != layout.size:
+        return (f"{data_name} has pictures of {shape[0]} channels, but the model's first "
+                f"convolution reads {layout.size}; choose data of its inputs.")
+    if layout.kind == "image" and len(shape) != 3:
+        return (f"{data_name} has inputs of shape {_shape_text(shape)}, but the model's "
+                f"first layer is a convolution over {layout.size}-channel pictures "
+                "(C×H×W); choose pictures.")
+    return None
 
 
 def _converted_digits(spec) -> Dataset:
@@ -189,12 +216,14 @@ def _fit_classes(adapter: ModelAdapter, dataset: Dataset, name: str, data: Optio
     read again for that count); the model has run in the trial child already."""
     out = np.asarray(adapter.run(np.asarray(dataset.inputs[:2])).outputs)
     scores, classes = int(out.shape[-1]), len(dataset.class_names)
-    if scores == classes or not dataset.kind.classifies:
+    if not dataset.kind.classifies:
         return dataset
-    if data is not None:
+    if data is not None:  # read again with its classes.txt, checked against the scores
         from core.files.user_data import load_own_data
 
         return load_own_data(data, declared_input, None, scores, token)
+    if scores == classes:
+        return dataset
     if scores < classes:
         raise _needs_data(name, f"images but gives {scores} scores, not one per class of "
                           f"the {classes} in {dataset.name}", path, sha256, trusted_sha256)

@@ -221,7 +221,7 @@ def probe(path: str | Path, time_limit: float = TIME_LIMIT_S) -> ProbeResult:
         return ProbeResult(str(path), size, sha256_of(path), sniffed)
     if status == "keras":  # described from its JSON alone; Keras opens it later
         names = tuple(str(n) for n in answer.get("names", []))
-        details = {key: answer.get(key) for key in ("input", "modules")}
+        details = {key: answer.get(key) for key in ("input", "modules", "functions")}
         return ProbeResult(str(path), size, sha256_of(path), sniffed, None, bool(names),
                            names, details)
     if status == "trust":

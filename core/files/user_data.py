@@ -13,7 +13,7 @@ import numpy as np
 
 from core.datasets import Dataset
 from core.errors import InputError
-from core.files.array_data import dataset_from_arrays
+from core.files.array_data import channels_first, dataset_from_arrays
 from core.files.arrays import MAX_ARRAY_BYTES, check_npy, npz_names, read_npz  # noqa: F401
 from core.files.class_names import CLASSES_FILE, check_count, classes_file, read_classes
 from core.files.guard import check_path
@@ -60,7 +60,7 @@ def _whole_labels(name: str, labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def _check_shape(name: str, inputs: np.ndarray, input_shape: tuple) -> np.ndarray:
-    inputs = np.asarray(inputs)
+    inputs = _channels_first(np.asarray(inputs), tuple(input_shape))  # a Keras user's
     if inputs.ndim == 1 + len(input_shape) - 1 and inputs.shape[1:] == input_shape[1:] \
             and input_shape[0] == 1:
         inputs = inputs[:, None]  # (N, H, W) for a one-channel model: add the channel
@@ -187,7 +187,8 @@ MAX_CSV_COLUMNS = 100_000
 def load_own_data(path: str | Path, input_shape: Optional[tuple] = None,
                   class_names: Optional[Sequence[str]] = None,
                   n_outputs: Optional[int] = None,
-                  token: Optional[CancelToken] = None) -> Dataset:
+                  token: Optional[CancelToken] = None, *,
+                  classes_txt: bool = True) -> Dataset:
     """The user's inputs and labels for a model of any input, as a :class:`Dataset`.
 
     ``path`` is a ``.npz`` (inputs and labels under the usual names: float images
@@ -199,12 +200,14 @@ def load_own_data(path: str | Path, input_shape: Optional[tuple] = None,
 
     Class names: a ``classes.txt`` beside the file (or inside the folder), else the
     folder names, else ``class_names``, else ``"0"``… for ``n_outputs`` classes.
+    ``classes_txt=False`` leaves the ``classes.txt`` out, for a first read before the
+    model's number of scores is known (its count is then checked against that).
 
     Raises :class:`InputError` with a sentence for data that cannot be used.
     """
     path = Path(path)
     info = check_path(path, folders=True, what="data file", error=InputError)
-    listed_at = classes_file(path.absolute())
+    listed_at = classes_file(path.absolute()) if classes_txt else None
     listed = read_classes(listed_at) if listed_at is not None else None
     if listed is not None:
         check_count(listed, n_outputs, f"{listed_at.parent.name}/{listed_at.name}")
@@ -256,13 +259,12 @@ def _own_arrays(name: str, inputs: np.ndarray, labels: np.ndarray,
                              f"the model reads inputs of shape {tuple(input_shape)}.")
         return dataset_from_arrays(name, inputs, labels, names, n_outputs)
     if input_shape is not None:
-        inputs = _check_shape(name, _channels_first(inputs, tuple(input_shape)),
-                              tuple(input_shape))
+        inputs = _check_shape(name, inputs, tuple(input_shape))
     elif not (np.issubdtype(inputs.dtype, np.number) or inputs.dtype == bool) or \
             np.issubdtype(inputs.dtype, np.complexfloating):
         raise InputError(f"{name}: the inputs are {inputs.dtype}, not numbers.")
     else:  # integer rows are numbers too, not token ids, when there is one label each
-        inputs = inputs.astype(np.float32)
+        inputs = channels_first(inputs).astype(np.float32)
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1 or len(labels) != len(inputs):

@@ -66,7 +66,7 @@ def test_classes_txt_beside_the_file(tmp_path):
     (tmp_path / "classes.txt").write_text("setosa\nversicolor\nvirginica\n\n")
     data = load_own_data(path, (5,), ["x", "y", "z"], 3)
     assert data.class_names == ("setosa", "versicolor", "virginica")
-    with pytest.raises(InputError, match="names 3 classes, but the model has 4 outputs"):
+    with pytest.raises(InputError, match="has 3 names, but the model puts out 4 scores"):
         load_own_data(path, (5,), None, 4)
 
 

@@ -122,5 +122,5 @@ def test_your_own_rows_for_the_open_tabular_model(qtbot, values_window, tmp_path
     (tmp_path / "classes.txt").write_text("a\nb\nc\nd\n")
     with qtbot.waitSignal(window.workbench.error, timeout=LOAD_TIMEOUT_MS) as error:
         window.workbench.open_file(str(tmp_path / "mine.npz"))
-    assert "names 4 classes, but the model has 3 outputs" in error.args[0]
+    assert "has 4 names, but the model puts out 3 scores" in error.args[0]
     assert window.workbench.info.class_names == ("setosa", "versicolor", "virginica")
