@@ -73,6 +73,8 @@ class TokenAxis(pg.AxisItem):
 
     #: Longest label before it is shortened with "…".
     chars = TOKEN_CHARS
+    #: Pixels between two labels side by side.
+    gap = 6
 
     def set_tokens(self, tokens: Sequence[str]) -> None:
         self.tokens = [short_token(str(t), self.chars) for t in tokens]
@@ -97,7 +99,7 @@ class TokenAxis(pg.AxisItem):
         if self.orientation in ("left", "right"):
             needed = metrics.height() + 1
         else:
-            needed = max(metrics.horizontalAdvance(t) for t in self.tokens) + 6
+            needed = max(metrics.horizontalAdvance(t) for t in self.tokens) + self.gap
         return max(1, math.ceil(needed / max(per_cell, 1e-9)))
 
     def _metrics(self) -> QFontMetrics:

@@ -8,6 +8,19 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from gui.views.labels import TokenAxis
+
+
+class ClassAxis(TokenAxis):
+    """Class names under their bars: shortened, and every k-th one where a narrow
+    panel has no room for all (long names ran into one another, "cadogcar")."""
+
+    def set_tokens(self, tokens) -> None:
+        # Digits 0..9 read apart with no more space than their glyphs' own (all ten fit
+        # in the default window); words need a space between them.
+        self.gap = 0 if all(len(str(t)) <= 2 for t in tokens) else 6
+        super().set_tokens(tokens)
+
 
 class PredictionView(QWidget):
     """Owns the probability bars of one input."""
@@ -22,7 +35,8 @@ class PredictionView(QWidget):
         self.detail = QLabel("")
         self.detail.setWordWrap(True)
         self.detail.setStyleSheet("color: #bbb; font-size: 11px;")
-        self.plot = pg.PlotWidget()
+        self.classes_axis = ClassAxis("bottom")
+        self.plot = pg.PlotWidget(axisItems={"bottom": self.classes_axis})
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(False, False)
         self.plot.setYRange(0, 1, padding=0.02)
@@ -41,14 +55,15 @@ class PredictionView(QWidget):
     def show_prediction(self, probs: np.ndarray, baseline: np.ndarray,
                         class_names: tuple[str, ...], label: Optional[int]) -> None:
         """``probs``/``baseline`` (K,) sum to 1; ``label`` is the true class if known."""
-        x = np.arange(len(probs))
+        x = np.arange(len(probs)) + 0.5  # class i is centred in cell i, as the axis says
         pred = int(np.argmax(probs))
-        colours = ["#4cc38a" if i == label else "#4c9be8" for i in x]
+        colours = ["#4cc38a" if i == label else "#4c9be8" for i in range(len(probs))]
         if label is not None and pred != label:
             colours[pred] = "#e0443e"
         self.base.setOpts(x=x, height=baseline, width=0.8)
         self.now.setOpts(x=x, height=probs, width=0.5, brushes=colours)
-        self.plot.getAxis("bottom").setTicks([list(zip(x, class_names))])
+        self.classes_axis.set_tokens(class_names)
+        self.plot.setXRange(0, max(len(x), 1), padding=0)
         verdict = "" if label is None else (" ✓" if pred == label else " ✗")
         changed = int(np.argmax(baseline)) != pred
         details = [] if label is None else [f"true label {class_names[label]}"]

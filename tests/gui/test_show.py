@@ -415,3 +415,33 @@ def test_digits_of_ones_own_still_take_a_drawing(qtbot, opened, digits, cnn):
     assert panel.draw_button.isEnabled() and panel.open_button.isEnabled()
     assert window.file_menu.open_action.isEnabled()
     assert "as given (1×16×16)" in panel.steps.text()
+
+
+def _labels_fit(axis) -> bool:
+    """The labels the axis draws (every ``step()``-th) leave room between them."""
+    lo, hi = axis.range
+    per_cell = axis.width() / (hi - lo)
+    widest = max(axis._metrics().horizontalAdvance(t) for t in axis.tokens)
+    return axis.step() * per_cell >= widest + axis.gap
+
+
+def test_long_class_names_under_the_prediction_never_overlap(qtbot, opened, digits, cnn):
+    torch.manual_seed(0)
+    x, y = torch.rand(24, 3, 32, 32), torch.arange(24) % 4
+    model = nn.Sequential(nn.Conv2d(3, 5, 3), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 900, 4))
+    window = opened(model, x, y, class_names=["cadog", "car", "shipping", "aeroplane"])
+    window.resize(1024, 640)
+    qtbot.waitUntil(lambda: window.prediction.headline.text().startswith("Prediction: "),
+                    timeout=TIMEOUT_MS)
+    QApplication.processEvents()
+    axis = window.prediction.classes_axis
+    assert axis.tokens == ["cadog", "car", "shipping", "aeropla…"]
+    assert _labels_fit(axis)
+    # The ten digits' one-character names all still fit side by side.
+    digits_window = opened(cnn, digits[2][:30], digits[3][:30])
+    digits_window.resize(1024, 640)
+    qtbot.waitUntil(lambda: digits_window.prediction.headline.text().startswith("Prediction"),
+                    timeout=TIMEOUT_MS)
+    QApplication.processEvents()
+    axis = digits_window.prediction.classes_axis
+    assert len(axis.tokens) == 10 and _labels_fit(axis)
