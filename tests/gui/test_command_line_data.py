@@ -4,12 +4,19 @@ from the start, in the compute process — not on the built-in digits with the f
 (issue #15 review) — and DATA that does not fit is the sentence, the model open before
 kept."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from core.datasets import load_digits
 from tests.gui.conftest import LOAD_TIMEOUT_MS
 from tests.hostile.corpus import _digits_state
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _digits(path, labels=None, channels_last=False):
@@ -51,3 +58,15 @@ def test_data_from_the_command_line_is_what_the_model_opens_on(qtbot, make_windo
     with qtbot.waitSignal(wb.model_opened, timeout=LOAD_TIMEOUT_MS) as opened:
         opener.open_given(str(other))
     assert opened.args[0].dataset_source == "built-in"
+
+
+def test_main_py_with_data_that_does_not_fit_prints_its_sentence(tmp_path):
+    """The route the review found the flag lost on: ``main.py FILE --data DATA``."""
+    weights = tmp_path / "weights.pt"
+    torch.save(_digits_state(), weights)
+    bad = _digits(tmp_path / "badlabels.npz", np.arange(len(load_digits("eval").labels)) % 43)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "main.py", str(weights), "--data", bad,
+                           "--screenshot", str(tmp_path / "shot.png")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert f"{weights}: badlabels.npz: labels" in proc.stdout, proc.stdout + proc.stderr
