@@ -1,8 +1,9 @@
 """A model on its own architecture — a trusted pickled ``nn.Module``, a trusted
 TorchScript archive, a Keras file — and the data it is evaluated on (issue #15).
 
-Owned by the "any trusted architecture" work; the Keras opener calls
-:func:`open_own` too.
+The torch opener (:func:`open_trusted`) and the Keras opener
+(:mod:`core.files.keras_file`) both end in :func:`open_own`, so every model of its own
+architecture finds its data the same way and is trial-run before it is installed.
 """
 
 from __future__ import annotations
