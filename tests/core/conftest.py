@@ -25,15 +25,20 @@ def dataset(session):
 
 
 @pytest.fixture(scope="session")
-def remote():
-    """The compute process users get, with the shipped CNN open; one for the run (its
-    tests only open, ask and cancel, and the hostile-file test checks that the model and
-    process stay), ended at the end."""
+def _remote_process():
+    """One compute process for the run (starting one costs ~2.6 s), ended at the end."""
     r = RemoteSession()
-    r.open_model("digits_cnn")
     yield r
     r.close()
     assert not r._child.process.is_alive()
+
+
+@pytest.fixture(scope="module")
+def remote(_remote_process):
+    """The compute process users get, with the shipped CNN and its digits open at the
+    start of each module: a module before may have left its own model or data open."""
+    _remote_process.open_model("digits_cnn")
+    return _remote_process
 
 
 def export_onnx(model, path):
