@@ -134,25 +134,9 @@ def load_arrays(path: Path, class_names: Sequence[str], input_shape: tuple,
                 token: Optional[CancelToken] = None) -> Dataset:
     """``.npy`` (inputs; labels unknown -> all 0 is refused) or ``.npz`` with inputs and
     labels under the usual names. Never unpickles; headers are checked before data."""
-    kind = sniff(path).kind
-    if kind == "npy":
-        check_npy(path)
-        raise InputError(f"{path.name} holds inputs only; to measure accuracy, save "
-                         "inputs and labels together with numpy.savez.")
-    if kind != "npz":
-        what = ("a ZIP archive with no NumPy arrays in it" if kind == "zip"
-                else f"{sniff(path).description}, not NumPy arrays")
-        raise InputError(f"{path.name} is {what}; save inputs and labels with "
-                         "numpy.savez(path, x=inputs, y=labels).")
-    arrays = read_npz(path, (INPUT_KEYS, LABEL_KEYS), token)
-    x_key = next((k for k in INPUT_KEYS if k in arrays), None)
-    y_key = next((k for k in LABEL_KEYS if k in arrays), None)
-    if x_key is None or y_key is None:
-        raise InputError(f"{path.name} needs an inputs array (one of "
-                         f"{', '.join(INPUT_KEYS)}) and a labels array (one of "
-                         f"{', '.join(LABEL_KEYS)}); it has {npz_names(path)}.")
-    inputs = _check_shape(path.name, arrays[x_key], input_shape)
-    labels = arrays[y_key].reshape(-1)
+    x, y = _npz_pair(path, token)
+    inputs = _check_shape(path.name, x, input_shape)
+    labels = y.reshape(-1)
     if len(labels) != len(inputs):
         raise InputError(f"{path.name}: {len(inputs)} inputs but {len(labels)} labels.")
     return _finish(path.name, inputs, labels, class_names, None)

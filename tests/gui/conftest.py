@@ -33,6 +33,23 @@ def compute():
     remote.close()
 
 
+@pytest.fixture
+def compute_window(qtbot, tmp_path, compute):
+    """The window users get at 1024x640, driving the compute process, with the shipped CNN
+    open and its first evaluation drawn; settings of its own."""
+    from gui.settings import AppSettings
+
+    w = MainWindow(compute, settings=AppSettings(str(tmp_path / "settings.ini")))
+    qtbot.addWidget(w)
+    w.resize(1024, 640)
+    w.show()
+    with qtbot.waitSignal(w.accuracy_panel.updated, timeout=LOAD_TIMEOUT_MS):
+        w.workbench.open_model("digits_cnn")
+    qtbot.waitUntil(lambda: not w.worker.busy, timeout=LOAD_TIMEOUT_MS)
+    yield w
+    w.close()
+
+
 @pytest.fixture(scope="session")
 def smollm_session():
     """SmolLM2 opened in this process once for the run, for the views' tests that only

@@ -7,8 +7,6 @@ import warnings
 
 import pytest
 
-from gui.main_window import MainWindow
-from gui.settings import AppSettings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")
@@ -39,16 +37,8 @@ def _save(path, canary=None):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, compute):
-    w = MainWindow(compute, settings=AppSettings(str(tmp_path / "settings.ini")))
-    qtbot.addWidget(w)
-    w.resize(1024, 640)
-    w.show()
-    with qtbot.waitSignal(w.accuracy_panel.updated, timeout=WAIT):
-        w.workbench.open_model("digits_cnn")
-    qtbot.waitUntil(lambda: not w.worker.busy, timeout=WAIT)
-    yield w
-    w.close()
+def window(compute_window):
+    return compute_window
 
 
 def test_a_keras_cnn_opens(qtbot, window, tmp_path):

@@ -8,24 +8,14 @@ import warnings
 import pytest
 import torch
 
-from gui.main_window import MainWindow
-from gui.settings import AppSettings
 from tests.core import own_models
 
 WAIT = 60_000
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, compute):
-    w = MainWindow(compute, settings=AppSettings(str(tmp_path / "settings.ini")))
-    qtbot.addWidget(w)
-    w.resize(1024, 640)
-    w.show()
-    with qtbot.waitSignal(w.accuracy_panel.updated, timeout=WAIT):
-        w.workbench.open_model("digits_cnn")
-    qtbot.waitUntil(lambda: not w.worker.busy, timeout=WAIT)
-    yield w
-    w.close()
+def window(compute_window):
+    return compute_window
 
 
 def _trust(qtbot, window, path):

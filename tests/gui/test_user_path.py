@@ -14,8 +14,6 @@ from PySide6.QtCore import QTimer
 from core.api import api_methods
 from core.datasets import load_digits
 from core.zoo import digits_cnn
-from gui.main_window import MainWindow
-from gui.settings import AppSettings
 from tests.gui.conftest import drop_file
 from tests.hostile.corpus import _digits_state
 
@@ -38,16 +36,8 @@ class Spy:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, compute):
-    w = MainWindow(compute, settings=AppSettings(str(tmp_path / "settings.ini")))
-    qtbot.addWidget(w)
-    w.resize(1024, 640)
-    w.show()
-    with qtbot.waitSignal(w.accuracy_panel.updated, timeout=WAIT):
-        w.workbench.open_model("digits_cnn")
-    qtbot.waitUntil(lambda: not w.worker.busy, timeout=WAIT)
-    yield w
-    w.close()
+def window(compute_window):
+    return compute_window
 
 
 @pytest.fixture(scope="module")
