@@ -170,10 +170,10 @@ class InputPanel(QWidget):
             return
         # The user's own arrays reach the model untouched; the picture is only a view.
         self._previews([display], [f"example {index} ({shape})"])
-        channels = ("the mean of its channels, " if np.ndim(model_input) == 3
-                    and np.shape(model_input)[0] > 1 else "")
+        what = ("the mean of its channels" if np.ndim(model_input) == 3
+                and np.shape(model_input)[0] > 1 else "it")
         self.steps.setText(f"Your data ({self.source_name}), as given ({shape}). The "
-                           f"picture shows {channels}scaled to the data's range.")
+                           f"picture shows {what}, scaled to the data's range.")
 
     def show_image(self, converted: ConvertedImage) -> None:
         self.strip.blockSignals(True)
