@@ -82,14 +82,18 @@ def test_every_head_in_the_window(qtbot, twindow):
 
 
 @pytest.fixture
-def lm_window(qtbot, compute):
-    """SmolLM2 in the real window on the compute process (a longer wait than
-    make_window's: the model's first evaluation is a dozen forwards on 2 cores)."""
+def lm_window(qtbot):
+    """SmolLM2 in the real window on a compute process of its own (a longer wait than
+    make_window's: the model's first evaluation is a dozen forwards on 2 cores). Not the
+    shared one: a SmolLM job still running in it when the test ends made the next tests'
+    windows time out in one CI run; this process is ended with the window."""
+    from core.remote import RemoteSession
     from gui.app import configure_pyqtgraph
     from gui.main_window import MainWindow
 
     configure_pyqtgraph()
-    window = MainWindow(compute)
+    remote = RemoteSession()
+    window = MainWindow(remote)
     qtbot.addWidget(window)
     window.workbench.layer = "block3.attn"
     window.show()
@@ -97,6 +101,7 @@ def lm_window(qtbot, compute):
         window.workbench.open_model("smollm2-135m")
     yield window
     window.close()
+    remote.close()
 
 
 @pytest.mark.skipif(not smollm.available(), reason="the smollm extra is not installed")
