@@ -82,6 +82,22 @@ def _check_shape(name: str, inputs: np.ndarray, input_shape: tuple) -> np.ndarra
     return inputs
 
 
+def _class_files(folder: Path, subdirs, names: Sequence[str]) -> list:
+    """(image file, class index) in each class sub-folder; ``is_file()`` asks os.stat, so
+    named pipes and devices among the images are passed over without being opened."""
+    files = [(f, list(names).index(d.name)) for d in subdirs
+             for f in sorted(itertools.islice(d.iterdir(), MAX_FILES + 1))
+             if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and not f.is_symlink()]
+    if len(files) > MAX_FILES:
+        raise InputError(f"{folder.name} holds more than {MAX_FILES:,} images; Mechscope "
+                         f"reads at most {MAX_FILES:,}: use a smaller selection.")
+    if not files:
+        raise InputError(f"{folder.name} has no image files in its class folders "
+                         f"({', '.join(d.name for d in subdirs[:10])}); put PNG or JPEG "
+                         "pictures of each class in them.")
+    return files
+
+
 def load_folder(folder: Path, class_names: Sequence[str], input_shape: tuple,
                 token: Optional[CancelToken] = None) -> Dataset:
     """A folder with one sub-folder per class, named like the model's classes."""
@@ -99,18 +115,7 @@ def load_folder(folder: Path, class_names: Sequence[str], input_shape: tuple,
     if unknown:
         raise InputError(f"{folder.name}: sub-folders {', '.join(unknown[:5])} are not "
                          f"classes of this model ({', '.join(class_names[:10])}).")
-    # is_file() asks os.stat, so named pipes and devices among the images are passed
-    # over without being opened.
-    files = [(f, class_names.index(d.name)) for d in subdirs
-             for f in sorted(itertools.islice(d.iterdir(), MAX_FILES + 1))
-             if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and not f.is_symlink()]
-    if len(files) > MAX_FILES:
-        raise InputError(f"{folder.name} holds more than {MAX_FILES:,} images; Mechscope "
-                         f"reads at most {MAX_FILES:,}: use a smaller selection.")
-    if not files:
-        raise InputError(f"{folder.name} has no image files in its class folders "
-                         f"({', '.join(d.name for d in subdirs[:10])}); put PNG or JPEG "
-                         "pictures of each class in them.")
+    files = _class_files(folder, subdirs, class_names)
     inputs, labels, shown, skipped = [], [], [], []
     for i, (path, label) in enumerate(files):
         report(token, i / max(len(files), 1), f"reading {path.name}")
@@ -302,16 +307,7 @@ def _own_folder(folder: Path, input_shape: Optional[tuple], listed: Optional[tup
     if unknown:
         raise InputError(f"{folder.name}: sub-folders {', '.join(unknown[:5])} are not "
                          f"classes named in {source} ({', '.join(names[:10])}).")
-    files = [(f, names.index(d.name)) for d in subdirs
-             for f in sorted(itertools.islice(d.iterdir(), MAX_FILES + 1))
-             if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and not f.is_symlink()]
-    if len(files) > MAX_FILES:
-        raise InputError(f"{folder.name} holds more than {MAX_FILES:,} images; Mechscope "
-                         f"reads at most {MAX_FILES:,}: use a smaller selection.")
-    if not files:
-        raise InputError(f"{folder.name} has no image files in its class folders "
-                         f"({', '.join(found[:10])}); put PNG or JPEG pictures of each "
-                         "class in them.")
+    files = _class_files(folder, subdirs, names)
     channels, height, width = (int(v) for v in input_shape)
     inputs, labels, skipped = [], [], 0
     for i, (path, label) in enumerate(files):
