@@ -155,12 +155,17 @@ class InputPanel(QWidget):
         self.index.setEnabled(True)
         self.index.blockSignals(False)
 
+    def _select(self, index: int) -> None:
+        """Mark example ``index`` in the strip and the spinner without asking for it
+        again (the request that shows it is already under way)."""
+        for widget in (self.strip, self.index):
+            widget.blockSignals(True)
+            (widget.setCurrentRow if widget is self.strip else widget.setValue)(index)
+            widget.blockSignals(False)
+
     def show_sample(self, index: int, label: int, display: np.ndarray,
                     model_input: np.ndarray) -> None:
-        for widget, value in ((self.strip, index), (self.index, index)):
-            widget.blockSignals(True)
-            (widget.setCurrentRow if widget is self.strip else widget.setValue)(value)
-            widget.blockSignals(False)
+        self._select(index)
         self.source.setText(f"Dataset example {index} · true label {self.class_name(label)}")
         shape = "×".join(map(str, np.shape(model_input)))
         if self.digits:

@@ -65,10 +65,7 @@ class ValuesInputPanel(InputPanel):
 
     def show_sample(self, index: int, label: int, display: np.ndarray,
                     model_input: np.ndarray) -> None:
-        for widget, value in ((self.strip, index), (self.index, index)):
-            widget.blockSignals(True)
-            (widget.setCurrentRow if widget is self.strip else widget.setValue)(value)
-            widget.blockSignals(False)
+        self._select(index)
         name = self.class_names[label] if 0 <= label < len(self.class_names) else ""
         named = f" ({name})" if name and name != str(label) else ""
         self.source.setText(f"Dataset example {index} · true label {label}{named}")
